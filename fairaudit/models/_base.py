@@ -1,0 +1,373 @@
+"""The one interface every recommender implements, plus safe save/load.
+
+A model knows the catalogue (``item_ids_``) and the training users (``user_ids_``) it was
+fitted on, and the training interactions as a CSR matrix (``seen_``) so that
+``recommend(exclude_seen=True)`` works after a reload. Subclasses implement four hooks:
+``_fit``, ``_score_indices``, ``_state`` and ``_load_state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fairaudit.data import Dataset, Split
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+_NOT_FITTED = "{0} is not fitted yet; call fit(dataset, split) first"
+_NOT_A_MODEL = "'{0}' is not a FairAudit model folder: {1}"
+_WRONG_DATA = (
+    "Model in '{0}' was trained on data with fingerprint {1}, but this dataset has {2}; "
+    "retrain it on this data or load the data it was trained on"
+)
+_UNKNOWN_USERS = "Unknown user id(s) {0}; the model knows only the {1} users it was trained on"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A training progress event passed to ``fit(progress=...)`` callbacks."""
+
+    epoch: int
+    n_epochs: int
+    loss: float
+    elapsed_s: float
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.epoch / max(self.n_epochs, 1)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class ModelFolderError(ValueError):
+    """A saved model folder that is incomplete, tampered with or for other data."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; any torch device string passes through.
+
+    >>> resolve_device("cpu").type
+    'cpu'
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(indptr, rows + 1, 1)
+    return np.cumsum(indptr), cols[order].astype(np.int64)
+
+
+class Recommender:
+    """Base class: scikit-learn style ``__init__`` (hyper-parameters only) and ``fit`` -> self.
+
+    Subclasses set ``kind`` and implement the hooks. Learned state ends in ``_``.
+    """
+
+    kind: ClassVar[str] = "base"
+    #: Whether the model can score items never seen in training from their content.
+    supports_cold_items: ClassVar[bool] = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    # ---- hyper-parameters -------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as given to ``__init__`` (feeds configs and audit.json)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    # ---- fitting ----------------------------------------------------------------------
+    def fit(self, dataset: Dataset, split: Split, *, progress: ProgressCallback | None = None) -> "Recommender":
+        """Learn from ``split.train``; every item of ``dataset.items`` stays rankable."""
+        self.user_ids_ = dataset.users["user_id"].astype(str).to_numpy(dtype=object)
+        self.item_ids_ = dataset.items["item_id"].astype(str).to_numpy(dtype=object)
+        self._build_index()
+        users = self._user_index.get_indexer(split.train["user_id"].astype(str))
+        items = self._item_index.get_indexer(split.train["item_id"].astype(str))
+        self.seen_indptr_, self.seen_indices_ = _csr_from_pairs(users, items, len(self.user_ids_))
+        self.data_fingerprint_ = dataset.fingerprint()
+        self.split_ = split.describe()
+        self._fit(dataset, split, users, items, progress)
+        return self
+
+    def _fit(
+        self,
+        dataset: Dataset,
+        split: Split,
+        train_users: np.ndarray,
+        train_items: np.ndarray,
+        progress: ProgressCallback | None,
+    ) -> None:
+        raise NotImplementedError
+
+    # ---- scoring ----------------------------------------------------------------------
+    def _score_indices(
+        self,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray | None,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> torch.Tensor:
+        """Scores as a float32 tensor of shape (len(user_idx), n_items or len(item_idx)).
+
+        ``attribute_overrides`` (e.g. ``{"gender": "F"}``) replaces those user attributes
+        for every scored user; models that do not read attributes ignore it, which is
+        exactly what counterfactual probes must find.
+        """
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise RuntimeError(_NOT_FITTED.format(type(self).__name__))
+
+    def _build_index(self) -> None:
+        self._user_index = pd.Index(self.user_ids_)
+        self._item_index = pd.Index(self.item_ids_)
+
+    def user_positions(self, user_ids: Iterable) -> np.ndarray:
+        """Row positions of ``user_ids`` in the model; unknown ids raise ``KeyError``."""
+        self._check_fitted()
+        ids = pd.Index(pd.Series(list(user_ids), dtype=object).astype(str))
+        pos = self._user_index.get_indexer(ids)
+        if (pos < 0).any():
+            missing = ids[pos < 0][:5].tolist()
+            raise KeyError(_UNKNOWN_USERS.format(missing, len(self.user_ids_)))
+        return pos
+
+    def item_positions(self, item_ids: Iterable) -> np.ndarray:
+        """Column positions of ``item_ids``; unknown ids raise ``KeyError``."""
+        self._check_fitted()
+        ids = pd.Index(pd.Series(list(item_ids), dtype=object).astype(str))
+        pos = self._item_index.get_indexer(ids)
+        if (pos < 0).any():
+            raise KeyError(f"Unknown item id(s) {ids[pos < 0][:5].tolist()}")
+        return pos
+
+    def score(
+        self,
+        user_ids: Sequence,
+        item_ids: Sequence | None = None,
+        *,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> np.ndarray:
+        """Score matrix (users x items); all catalogue items in ``item_ids_`` order by default."""
+        users = self.user_positions(user_ids)
+        items = None if item_ids is None else self.item_positions(item_ids)
+        with torch.no_grad():
+            return self._score_indices(users, items, attribute_overrides).float().cpu().numpy()
+
+    def recommend(
+        self,
+        user_ids: Sequence | None = None,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        batch_size: int = 1024,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Top-``k`` items per user as a tidy frame ``user_id, rank, item_id, score``.
+
+        Scores are computed in user chunks of ``batch_size`` (memory linear in users);
+        ties are broken by catalogue position so results are deterministic.
+        """
+        self._check_fitted()
+        users = np.arange(len(self.user_ids_)) if user_ids is None else self.user_positions(user_ids)
+        k = int(min(k, len(self.item_ids_)))
+        top_items, top_scores = [], []
+        with torch.no_grad():
+            for start in range(0, len(users), batch_size):
+                chunk = users[start : start + batch_size]
+                scores = self._score_indices(chunk, None, attribute_overrides).float()
+                if exclude_seen:
+                    scores = self._mask_seen(scores, chunk)
+                # Tie-break by catalogue position: a tiny, strictly decreasing offset.
+                n_items = scores.shape[1]
+                ramp = torch.arange(n_items, device=scores.device, dtype=torch.float64) / (n_items * 1e9)
+                values, idx = torch.topk(scores.double() - ramp, k, dim=1)
+                top_items.append(idx.cpu().numpy())
+                top_scores.append(scores.gather(1, idx).cpu().numpy())
+        items = np.concatenate(top_items) if top_items else np.empty((0, k), dtype=np.int64)
+        scores_np = np.concatenate(top_scores) if top_scores else np.empty((0, k), dtype=np.float32)
+        frame = pd.DataFrame(
+            {
+                "user_id": np.repeat(self.user_ids_[users], k),
+                "rank": np.tile(np.arange(1, k + 1), len(users)),
+                "item_id": self.item_ids_[items.ravel()],
+                "score": scores_np.ravel().astype(np.float64),
+            }
+        )
+        # Seen items masked to -inf can surface only when a user has seen nearly everything.
+        return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+    def _mask_seen(self, scores: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+        starts, ends = self.seen_indptr_[users], self.seen_indptr_[users + 1]
+        lengths = ends - starts
+        rows = np.repeat(np.arange(len(users)), lengths)
+        # Positions of every seen entry in the CSR arrays, without a loop over users.
+        out_starts = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - out_starts, lengths) + np.arange(lengths.sum())
+        cols = self.seen_indices_[positions]
+        scores = scores.clone()
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(cols, device=scores.device)] = float("-inf")
+        return scores
+
+    # ---- persistence ------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        """Learned tensors to store in ``model.safetensors``."""
+        raise NotImplementedError
+
+    def _load_state(self, tensors: dict[str, torch.Tensor], config: dict) -> None:
+        raise NotImplementedError
+
+    def _extra_config(self) -> dict[str, Any]:
+        """Extra JSON-ready facts a subclass wants in ``config.json`` (e.g. encoder path)."""
+        return {}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors``; never pickles."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"state.{name}": t.detach().cpu().contiguous() for name, t in self._state().items()}
+        tensors["seen_indptr"] = torch.as_tensor(self.seen_indptr_)
+        tensors["seen_indices"] = torch.as_tensor(self.seen_indices_)
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+        config = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "params": self.get_params(),
+            "data_fingerprint": self.data_fingerprint_,
+            "split": self.split_,
+            "user_ids": self.user_ids_.tolist(),
+            "item_ids": self.item_ids_.tolist(),
+            "weights_sha256": _file_sha256(directory / WEIGHTS_FILE),
+            "versions": software_versions(),
+            **self._extra_config(),
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        return directory
+
+    @classmethod
+    def _from_config(cls, config: dict) -> "Recommender":
+        return cls(**config["params"])
+
+    def fingerprint(self) -> str:
+        """Identity of the fitted model: its kind and a hash of its learned tensors."""
+        self._check_fitted()
+        digest = _tensor_digest(self._state())
+        return f"{self.kind}-{digest}"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the libraries that determine results, recorded for reproducibility."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("fairaudit", "torch", "transformers", "numpy", "pandas", "scikit-learn", "shap"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            if pkg == "fairaudit":
+                from fairaudit import __version__
+
+                out[pkg] = __version__
+    return out
+
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def register(cls: type[Recommender]) -> type[Recommender]:
+    """Class decorator: make a model kind loadable by ``load_model``."""
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def model_kinds() -> tuple[str, ...]:
+    """Registered model kinds, e.g. ``('llm', 'popularity', 'itemknn', 'mf')``."""
+    return tuple(_REGISTRY)
+
+
+def create_model(kind: str, **params: Any) -> Recommender:
+    """New, unfitted model of ``kind`` with ``params``."""
+    if kind not in _REGISTRY:
+        raise ValueError(f"Unknown model kind '{kind}'; expected one of {model_kinds()}")
+    return _REGISTRY[kind](**params)
+
+
+def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recommender:
+    """Load a saved model folder; refuses pickles, tampering and other data.
+
+    Only ``config.json`` (JSON) and ``model.safetensors`` are read, so loading executes
+    no code from the folder. With ``dataset`` given, its fingerprint must match the one
+    the model was trained on.
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not directory.is_dir():
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, "not a folder"))
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{path.name} is missing"))
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{CONFIG_FILE} is not valid JSON ({err})"))
+    if config.get("kind") not in _REGISTRY:
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, f"unknown model kind {config.get('kind')!r}"))
+    if config.get("weights_sha256") != _file_sha256(weights_path):
+        raise ModelFolderError(
+            _NOT_A_MODEL.format(directory, f"{WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE} (modified?)")
+        )
+    if dataset is not None and dataset.fingerprint() != config["data_fingerprint"]:
+        raise ModelFolderError(_WRONG_DATA.format(directory, config["data_fingerprint"], dataset.fingerprint()))
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError) as err:
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{WEIGHTS_FILE} is not a safetensors file ({err})"))
+    model = _REGISTRY[config["kind"]]._from_config(config)
+    model.user_ids_ = np.asarray(config["user_ids"], dtype=object)
+    model.item_ids_ = np.asarray(config["item_ids"], dtype=object)
+    model._build_index()
+    model.seen_indptr_ = tensors.pop("seen_indptr").numpy()
+    model.seen_indices_ = tensors.pop("seen_indices").numpy()
+    model.data_fingerprint_ = config["data_fingerprint"]
+    model.split_ = config["split"]
+    state = {name.removeprefix("state."): t for name, t in tensors.items()}
+    model._load_state(state, config)
+    return model

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real MovieLens folder (skipped when absent) and tiny datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairaudit.data import Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def movielens_100k_path() -> Path:
+    """Folder of MovieLens 100K; tests using it skip cleanly where it is not present."""
+    path = SHARED_DATASETS / "ml-100k"
+    if not (path / "u.data").is_file():
+        pytest.skip(f"MovieLens 100K not found at {path}")
+    return path
+
+
+def make_tiny_dataset(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Dataset:
+    """A small, fully valid dataset built directly (no loader involved).
+
+    Users ``u0..``: gender alternates F/M; items ``i0..`` have two genres and a provider.
+    Each user interacts with 8 items, F users preferring the first half of the catalogue.
+    """
+    rng = np.random.default_rng(seed)
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n_users)],
+            "gender": np.where(np.arange(n_users) % 2 == 0, "F", "M"),
+            "age_band": np.array(["18-24", "25-34", "35-44"])[np.arange(n_users) % 3],
+            "region": np.array(["Northeast", "South"])[np.arange(n_users) % 2 == 0].astype(str),
+        }
+    )
+    genres = np.array(["Action", "Comedy", "Drama"])
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{j}" for j in range(n_items)],
+            "title": [f"Item {j}" for j in range(n_items)],
+            "genres": [f"{genres[j % 3]}|{genres[(j + 1) % 3]}" for j in range(n_items)],
+            "description": [f"A {genres[j % 3].lower()} story number {j}." for j in range(n_items)],
+            "provider": np.where(np.arange(n_items) < n_items // 3, "indie", "studio"),
+        }
+    )
+    rows = []
+    for u in range(n_users):
+        half = np.arange(n_items // 2) if u % 2 == 0 else np.arange(n_items // 2, n_items)
+        chosen = rng.choice(half, size=8, replace=False)
+        rows += [(f"u{u}", f"i{j}", float(rng.integers(1, 6)), 1_000_000 + 10 * u + k) for k, j in enumerate(chosen)]
+    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+    interactions["timestamp"] = interactions["timestamp"].astype("int64")
+    return Dataset(interactions=interactions, users=users, items=items, name="tiny")
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    return make_tiny_dataset()

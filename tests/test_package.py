@@ -1,0 +1,20 @@
+"""Package-level promises: importable without Streamlit, CLI help works."""
+
+import subprocess
+import sys
+
+
+def test_fairaudit_imports_without_streamlit():
+    code = (
+        "import sys, fairaudit, fairaudit.data, fairaudit.models, fairaudit.cli; "
+        "import fairaudit.cli as c; c.build_parser(); "
+        "assert 'streamlit' not in sys.modules, 'fairaudit pulled in streamlit'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run(
+        [sys.executable, "-m", "fairaudit", "--help"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "COMMAND" in out
