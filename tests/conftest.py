@@ -39,7 +39,7 @@ def make_tiny_dataset(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Da
             "user_id": [f"u{i}" for i in range(n_users)],
             "gender": np.where(np.arange(n_users) % 2 == 0, "F", "M"),
             "age_band": np.array(["18-24", "25-34", "35-44"])[np.arange(n_users) % 3],
-            "region": np.array(["Northeast", "South"])[np.arange(n_users) % 2 == 0].astype(str),
+            "region": np.array(["Northeast", "South"])[(np.arange(n_users) % 4 < 2).astype(int)],
         }
     )
     genres = np.array(["Action", "Comedy", "Drama"])

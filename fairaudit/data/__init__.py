@@ -1,5 +1,7 @@
 """Data layer: loading, validation, derived attributes, splits and sample data."""
 
+from fairaudit.data._derive import activity_level, age_band, popularity_tier, zip_region
+from fairaudit.data._load import apply_mapping, load_dataset, load_tables
 from fairaudit.data._schema import (
     GENRE_SEP,
     UNKNOWN,
@@ -9,13 +11,32 @@ from fairaudit.data._schema import (
     ValidationIssue,
     frame_fingerprint,
 )
+from fairaudit.data._split import SPLIT_METHODS, item_cold_start, make_split, random_holdout, temporal_leave_last
+from fairaudit.data._synth import generate_sample, load_sample, write_sample
+from fairaudit.data._validate import validate_path
 
 __all__ = [
+    "SPLIT_METHODS",
     "GENRE_SEP",
     "UNKNOWN",
     "DataError",
     "Dataset",
     "Split",
     "ValidationIssue",
+    "activity_level",
+    "age_band",
+    "apply_mapping",
     "frame_fingerprint",
+    "generate_sample",
+    "item_cold_start",
+    "load_dataset",
+    "load_sample",
+    "load_tables",
+    "make_split",
+    "popularity_tier",
+    "random_holdout",
+    "temporal_leave_last",
+    "validate_path",
+    "write_sample",
+    "zip_region",
 ]

@@ -23,6 +23,8 @@ INTERACTION_COLUMNS = ("user_id", "item_id")
 INTERACTION_OPTIONAL = ("rating", "timestamp")
 USER_COLUMNS = ("user_id",)
 ITEM_COLUMNS = ("item_id", "title")
+#: Most distinct values a column may have to count as a slicing attribute.
+MAX_GROUPS = 50
 #: Item columns that hold text the language model may read.
 ITEM_TEXT_COLUMNS = ("title", "genres", "description")
 
@@ -91,14 +93,17 @@ class Dataset:
 
     @property
     def user_attributes(self) -> list[str]:
-        """Categorical user columns that an audit can slice by."""
-        return [c for c in self.users.columns if c != "user_id" and self.users[c].dtype != float]
+        """User columns an audit can slice by: non-numeric, at most ``MAX_GROUPS`` values.
+
+        Raw identifiers such as ZIP codes (thousands of values) are left out; their
+        derived attributes (``region``) are what an audit slices by.
+        """
+        return _categorical_columns(self.users, skip={"user_id"})
 
     @property
     def item_attributes(self) -> list[str]:
-        """Categorical item columns usable as item groups (text columns excluded)."""
-        skip = {"item_id", "title", "description", "genres"}
-        return [c for c in self.items.columns if c not in skip and self.items[c].dtype != float]
+        """Item columns usable as item groups (text columns and identifiers excluded)."""
+        return _categorical_columns(self.items, skip={"item_id", "title", "description", "genres"})
 
     def fingerprint(self) -> str:
         """Stable SHA-256 prefix of the three tables' content, for provenance checks."""
@@ -139,6 +144,16 @@ class Split:
             "n_cold_items": len(self.cold_items),
             "fingerprint": frame_fingerprint(self.train, self.test),
         }
+
+
+def _categorical_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
+    return [
+        column
+        for column in frame.columns
+        if column not in skip
+        and not pd.api.types.is_numeric_dtype(frame[column])
+        and frame[column].nunique() <= MAX_GROUPS
+    ]
 
 
 def frame_fingerprint(*frames: pd.DataFrame) -> str:
