@@ -1,0 +1,558 @@
+"""The audit: top-K lists for every evaluated user, every metric per user group, gaps, exposure.
+
+``run_audit(dataset, split, models, config)`` returns an :class:`AuditResult` holding the tidy
+tables of the audit-folder contract (``docs/architecture.md``); ``write_audit`` / ``read_audit``
+move it to and from disk. All randomness comes from ``config.seed``, so the same config, data and
+models reproduce every number exactly.
+
+Evaluated users are the users with at least one test interaction (accuracy is undefined for the
+others); every per-user metric is computed on their top-K lists.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from fairaudit.data import Dataset, Split, make_split, popularity_tier
+from fairaudit.metrics import (
+    CALIBRATION_ALPHA,
+    DEFAULT_ROUNDS,
+    GENRE_ATTRIBUTE,
+    MIN_GROUP_SIZE,
+    RBP_GAMMA,
+    SliceReport,
+    accuracy_metrics,
+    avg_popularity,
+    benjamini_hochberg,
+    bootstrap_counts,
+    genre_coverage,
+    genre_matrix,
+    gini,
+    group_shares,
+    intra_list_diversity,
+    item_groups,
+    long_tail_share,
+    miscalibration,
+    novelty,
+    position_weights,
+    seeded_rng,
+)
+from fairaudit.metrics._common import user_item_matrix
+from fairaudit.models import Recommender, software_versions
+
+#: Separator of intersection specs (``gender*age_band``) and of their group values (``F*25-34``).
+INTERSECTION_SEP = "*"
+#: Default intersections, used when both columns exist.
+DEFAULT_INTERSECTIONS = ("gender*age_band",)
+#: Per-user metrics, in ``user_metrics.parquet`` column order.
+USER_METRICS = (
+    "ndcg", "recall", "precision", "hit_rate", "mrr", "ild_embedding", "ild_genre", "genre_coverage",
+    "novelty", "avg_popularity", "long_tail_share", "miscalibration",
+)  # fmt: skip
+#: Catalogue-level metrics (``attribute="all"`` rows of ``group_metrics.csv``).
+GLOBAL_METRICS = ("gini_exposure", "catalogue_coverage")
+#: Metrics where a lower value is better (picks the ``best`` reference group).
+LOWER_IS_BETTER = frozenset({"avg_popularity", "miscalibration", "gini_exposure"})
+#: Human names; ``{k}`` is the list length.
+METRIC_LABELS = {
+    "ndcg": "NDCG@{k}", "recall": "Recall@{k}", "precision": "Precision@{k}", "hit_rate": "HitRate@{k}",
+    "mrr": "MRR@{k}", "ild_embedding": "intra-list diversity (embeddings)", "ild_genre": "intra-list diversity (genres)",
+    "genre_coverage": "genre coverage", "novelty": "novelty", "avg_popularity": "average recommendation popularity",
+    "long_tail_share": "long-tail share", "miscalibration": "genre miscalibration",
+    "gini_exposure": "Gini of item exposure", "catalogue_coverage": "catalogue coverage",
+}  # fmt: skip
+ALL = "all"
+FdrFamily = Literal["attribute", "audit"]
+FDR_FAMILIES: tuple[str, ...] = ("attribute", "audit")
+
+FILES = {
+    "recommendations": "recommendations.parquet",
+    "user_metrics": "user_metrics.parquet",
+    "group_metrics": "group_metrics.csv",
+    "gaps": "gaps.csv",
+    "item_exposure": "item_exposure.csv",
+    "meta": "audit.json",
+}
+_TEXT_COLUMNS = (
+    "model", "attribute", "group", "metric", "reference", "reference_group", "direction", "user_attribute",
+    "user_group", "item_attribute", "item_group", "browsing",
+)  # fmt: skip
+
+_UNKNOWN_ATTRIBUTE = "User attribute '{0}' is not a column of the users table; available: {1}"
+_NO_MODELS = "run_audit needs at least one model"
+_BAD_FDR_FAMILY = "Unknown fdr_family '{0}'; expected one of {1}"
+_NO_TEST_USERS = "The split's test set has no user known to model '{0}'; nothing to evaluate"
+_SPLIT_MISMATCH = (
+    "Split recreated from the model's config ({0}) has fingerprint {1}, but the model was trained on {2}; "
+    "the data changed since training — retrain the model on this data"
+)
+_DIFFERENT_SPLITS = "Models {0} were trained on different splits; audit models trained on the same split together"
+_MISSING_FILE = "Audit folder '{0}' lacks {1}; write it with write_audit"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything that determines an audit's numbers (stored in ``audit.json``).
+
+    Attributes
+    ----------
+    k : int
+        List length K.
+    attributes : tuple of str, optional
+        User attribute specs (``"gender"``, ``"gender*age_band"``). ``None``: every categorical
+        user column with at most ``max_groups`` values, plus :data:`DEFAULT_INTERSECTIONS`.
+    item_attributes : tuple of str, optional
+        Item groupings for exposure; ``None``: ``popularity_tier``, ``genre`` (from ``genres``)
+        and every other categorical item column.
+    bootstrap_rounds : int
+        Bootstrap resamples (CIs) and permutations (p-values).
+    seed : int
+        Seed of every resample and permutation.
+    min_group_size : int
+        Groups with fewer users are flagged and left out of gap tests ...
+    include_small_groups : bool
+        ... unless this is True.
+    alpha : float
+        Significance level: CIs are ``1 - alpha`` percentile intervals; gaps with
+        ``p_adjusted < alpha`` are called significant.
+    fdr_family : {"attribute", "audit"}
+        Benjamini-Hochberg runs over all gaps of one user attribute (every model, group, metric
+        and reference) — the default — or over every gap of the audit. Pooling everything lets
+        strong real effects (e.g. gender) raise the BH threshold so that an attribute with no
+        effect at all gets flagged; per attribute, an attribute without any effect is flagged
+        with probability at most ``alpha`` (BH controls the family-wise error under the full null).
+    browsing : tuple of str
+        Browsing models for item exposure (``"dcg"``, ``"rbp"``, ``"uniform"``).
+    rbp_gamma : float
+        RBP patience.
+    embedding_diversity : bool
+        Compute ``ild_embedding`` from the LLM item text embeddings.
+    calibration_alpha : float
+        Steck's smoothing weight.
+    max_groups : int
+        Default attributes skip columns with more distinct values (ZIP codes, raw ages).
+    split : dict, optional
+        The split's ``describe()`` (filled in by :func:`run_audit`).
+    data : dict, optional
+        Where the data came from (path, mapping), filled in by the caller.
+
+    Examples
+    --------
+    >>> AuditConfig.from_dict(AuditConfig(k=5).to_dict()) == AuditConfig(k=5)
+    True
+    """
+
+    k: int = 10
+    attributes: tuple[str, ...] | None = None
+    item_attributes: tuple[str, ...] | None = None
+    bootstrap_rounds: int = DEFAULT_ROUNDS
+    seed: int = 0
+    min_group_size: int = MIN_GROUP_SIZE
+    include_small_groups: bool = False
+    alpha: float = 0.05
+    fdr_family: FdrFamily = "attribute"
+    browsing: tuple[str, ...] = ("dcg", "rbp")
+    rbp_gamma: float = RBP_GAMMA
+    embedding_diversity: bool = True
+    calibration_alpha: float = CALIBRATION_ALPHA
+    max_groups: int = 25
+    split: dict | None = None
+    data: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AuditConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**values)
+
+
+@dataclass
+class AuditResult:
+    """The tables of one audit (see ``docs/architecture.md``, audit contract) plus ``meta`` (``audit.json``)."""
+
+    recommendations: pd.DataFrame
+    user_metrics: pd.DataFrame
+    group_metrics: pd.DataFrame
+    gaps: pd.DataFrame
+    item_exposure: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> AuditConfig:
+        return AuditConfig.from_dict(self.meta.get("config", {}))
+
+
+# ---- user groups ----------------------------------------------------------------------------
+def default_attributes(dataset: Dataset, max_groups: int = 25) -> tuple[str, ...]:
+    """Categorical user columns with at most ``max_groups`` values, plus present default intersections.
+
+    >>> from fairaudit.data import Dataset
+    >>> users = pd.DataFrame({"user_id": ["a", "b"], "gender": ["F", "M"], "age_band": ["18-24", "25-34"]})
+    >>> default_attributes(Dataset(pd.DataFrame(columns=["user_id", "item_id"]), users, pd.DataFrame()))
+    ('gender', 'age_band', 'gender*age_band')
+    """
+    users = dataset.users
+    plain = [c for c in dataset.user_attributes if users[c].nunique() <= max_groups]
+    crossed = [s for s in DEFAULT_INTERSECTIONS if all(p in plain for p in s.split(INTERSECTION_SEP))]
+    return tuple(plain + crossed)
+
+
+def attribute_groups(users: pd.DataFrame, spec: str) -> pd.Series:
+    """``user_id -> group`` for an attribute spec; intersections join values with ``*``.
+
+    >>> users = pd.DataFrame({"user_id": ["a"], "gender": ["F"], "age_band": ["25-34"]})
+    >>> attribute_groups(users, "gender*age_band").tolist()
+    ['F*25-34']
+    """
+    parts = spec.split(INTERSECTION_SEP)
+    for part in parts:
+        if part not in users.columns or part == "user_id":
+            raise ValueError(_UNKNOWN_ATTRIBUTE.format(part, [c for c in users.columns if c != "user_id"]))
+    values = users[parts[0]].astype(str).to_numpy(dtype=object)
+    for part in parts[1:]:
+        values = values + INTERSECTION_SEP + users[part].astype(str).to_numpy(dtype=object)
+    return pd.Series(values, index=pd.Index(users["user_id"].astype(str)), name=spec)
+
+
+# ---- split provenance -----------------------------------------------------------------------
+def split_for_model(dataset: Dataset, model: Recommender) -> Split:
+    """Re-create the split ``model`` was trained on from its saved description; verify its fingerprint.
+
+    Raises ``ValueError`` (:data:`_SPLIT_MISMATCH`) when the recreated split differs, e.g. because
+    the data changed since training.
+    """
+    info = model.split_
+    split = make_split(dataset, info["method"], seed=info["seed"], **info.get("params", {}))
+    got = split.describe()["fingerprint"]
+    if got != info["fingerprint"]:
+        raise ValueError(_SPLIT_MISMATCH.format(f"method={info['method']}, seed={info['seed']}", got, info["fingerprint"]))
+    return split
+
+
+def common_split(dataset: Dataset, models: Mapping[str, Recommender]) -> Split:
+    """The one split all ``models`` were trained on (refuses models trained on different splits)."""
+    prints = {name: m.split_["fingerprint"] for name, m in models.items()}
+    if len(set(prints.values())) > 1:
+        raise ValueError(_DIFFERENT_SPLITS.format(prints))
+    return split_for_model(dataset, next(iter(models.values())))
+
+
+# ---- per-user metrics -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ItemContext:
+    catalogue: pd.Index
+    tiers: pd.Series
+    genres: pd.DataFrame | None
+    genre_weights: pd.DataFrame | None
+    vectors: pd.DataFrame | None
+    groupings: dict[str, pd.DataFrame]
+
+
+def _item_context(dataset: Dataset, split: Split, config: AuditConfig, vectors: pd.DataFrame | None) -> _ItemContext:
+    items = dataset.items.copy()
+    items["item_id"] = items["item_id"].astype(str)
+    if "popularity_tier" not in items.columns:
+        items["popularity_tier"] = popularity_tier(split.train, items["item_id"]).to_numpy()
+    has_genres = "genres" in items.columns
+    names = config.item_attributes
+    if names is None:
+        extra = [c for c in dataset.item_attributes if c != "popularity_tier" and items[c].nunique() <= config.max_groups]
+        names = ("popularity_tier", *((GENRE_ATTRIBUTE,) if has_genres else ()), *extra)
+    return _ItemContext(
+        catalogue=pd.Index(items["item_id"]),
+        tiers=pd.Series(items["popularity_tier"].astype(str).to_numpy(), index=items["item_id"]),
+        genres=genre_matrix(items) if has_genres else None,
+        genre_weights=genre_matrix(items, normalise=True) if has_genres else None,
+        vectors=vectors,
+        groupings={name: item_groups(items, name) for name in names},
+    )
+
+
+def user_metrics_frame(
+    recs: pd.DataFrame, split: Split, context: _ItemContext, *, k: int, calibration_alpha: float = CALIBRATION_ALPHA
+) -> pd.DataFrame:
+    """All per-user metrics (columns of :data:`USER_METRICS` that apply) for users with test items."""
+    frame = accuracy_metrics(recs, split.test, k=k)
+    extra = {
+        "novelty": novelty(recs, split.train, context.catalogue),
+        "avg_popularity": avg_popularity(recs, split.train, context.catalogue),
+        "long_tail_share": long_tail_share(recs, context.tiers),
+    }
+    if context.vectors is not None:
+        extra["ild_embedding"] = intra_list_diversity(recs, context.vectors)
+    if context.genres is not None:
+        extra["ild_genre"] = intra_list_diversity(recs, context.genres)
+        extra["genre_coverage"] = genre_coverage(recs, context.genres)
+        extra["miscalibration"] = miscalibration(recs, split.train, context.genre_weights, alpha=calibration_alpha)
+    for name, values in extra.items():
+        frame[name] = values.reindex(frame.index)
+    return frame[[m for m in USER_METRICS if m in frame.columns]]
+
+
+def _global_metrics(recs: pd.DataFrame, users: pd.Index, context: _ItemContext, config: AuditConfig) -> pd.DataFrame:
+    """Gini of item exposure (recommendation counts, zeros included) and catalogue coverage.
+
+    The Gini gets a user-bootstrap CI (the same resamples as the ``all`` row of the per-user
+    metrics). Coverage gets none: it is a union over users, so resampling users biases it
+    downwards and its percentile interval can exclude the estimate.
+    """
+    rows = users.get_indexer(recs["user_id"].astype(str))
+    cols = context.catalogue.get_indexer(recs["item_id"].astype(str))
+    counts = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(users), len(context.catalogue)))
+    observed = np.asarray(counts.sum(axis=0)).ravel()
+    replicates = np.empty(config.bootstrap_rounds)
+    rng = seeded_rng(config.seed, ALL, "bootstrap", ALL)
+    for chunk, weights in bootstrap_counts(len(users), config.bootstrap_rounds, rng):
+        replicates[chunk] = gini((counts.T @ weights.T).T)
+    tail = config.alpha / 2
+    return pd.DataFrame(
+        {
+            "attribute": ALL, "group": ALL, "metric": list(GLOBAL_METRICS),
+            "value": [gini(observed), float((observed > 0).mean())],
+            "ci_low": [np.quantile(replicates, tail), np.nan], "ci_high": [np.quantile(replicates, 1 - tail), np.nan],
+            "n_users": len(users), "flagged": len(users) < config.min_group_size,
+        }
+    )  # fmt: skip
+
+
+def _exposure_table(
+    recs: pd.DataFrame,
+    test: pd.DataFrame,
+    users: pd.Index,
+    user_groupings: Mapping[str, pd.Series | None],
+    context: _ItemContext,
+    config: AuditConfig,
+) -> pd.DataFrame:
+    """``item_exposure.csv`` rows of one model: every user grouping x item grouping x browsing model."""
+    relevant = user_item_matrix(test, users, context.catalogue)
+    shown = {
+        browsing: user_item_matrix(
+            recs, users, context.catalogue, position_weights(recs["rank"].to_numpy(), browsing=browsing,
+                                                             gamma=config.rbp_gamma),
+        )
+        for browsing in config.browsing
+    }  # fmt: skip
+    frames = []
+    for spec, labels in user_groupings.items():
+        values = np.full(len(users), ALL, dtype=object) if labels is None else labels.reindex(users).to_numpy()
+        names, codes = np.unique(values.astype(str), return_inverse=True)
+        for item_attr, membership in context.groupings.items():
+            for browsing, matrix in shown.items():
+                frames.append(
+                    group_shares(matrix, relevant, codes, names, membership).assign(
+                        user_attribute=spec, item_attribute=item_attr, browsing=browsing
+                    )
+                )
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---- gaps in words --------------------------------------------------------------------------
+def describe_gap(row: Mapping[str, Any], k: int, alpha: float = 0.05) -> str:
+    """Plain-words sentence for one gap row.
+
+    >>> describe_gap({"group": "F", "reference": "rest", "reference_group": "rest", "metric": "ndcg",
+    ...               "difference": -0.031, "ci_low": -0.045, "ci_high": -0.017, "p_adjusted": 0.001}, 10)
+    'F users get lower NDCG@10 than the rest (-0.031 [-0.045, -0.017]); significant after correction'
+    """
+    label = METRIC_LABELS.get(row["metric"], row["metric"]).format(k=k)
+    than = "the rest" if row["reference"] == "rest" else f"the best group ({row['reference_group']})"
+    diff = row["difference"]
+    word = "higher" if diff > 0 else "lower" if diff < 0 else "the same"
+    verdict = "significant" if row["p_adjusted"] < alpha else "not significant"
+    return (
+        f"{row['group']} users get {word} {label} than {than} "
+        f"({diff:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]); {verdict} after correction"
+    )
+
+
+# ---- the audit ------------------------------------------------------------------------------
+def _resolve_vectors(dataset: Dataset, config: AuditConfig, vectors: pd.DataFrame | None) -> pd.DataFrame | None:
+    if not config.embedding_diversity:
+        return None
+    if vectors is not None:
+        return vectors
+    from fairaudit.models import item_text_embeddings
+
+    matrix = np.asarray(item_text_embeddings(dataset), dtype=float)
+    return pd.DataFrame(matrix, index=pd.Index(dataset.items["item_id"].astype(str)))
+
+
+def run_audit(
+    dataset: Dataset,
+    split: Split,
+    models: Mapping[str, Recommender],
+    config: AuditConfig = AuditConfig(),
+    *,
+    item_vectors: pd.DataFrame | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
+    """Audit ``models`` on ``split``: recommendations, per-user and per-group metrics, gaps, exposure.
+
+    Parameters
+    ----------
+    dataset, split : Dataset, Split
+        The data and the split the models were trained on (see :func:`common_split`).
+    models : Mapping
+        Display name -> fitted :class:`~fairaudit.models.Recommender`.
+    config : AuditConfig
+        K, attributes, resampling and thresholds.
+    item_vectors : DataFrame, optional
+        Item vectors (index ``item_id``) for ``ild_embedding``; default: the LLM item text
+        embeddings (``fairaudit.models.item_text_embeddings``) when ``config.embedding_diversity``.
+    progress : callable, optional
+        Receives a short status line per step.
+
+    Returns
+    -------
+    AuditResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from fairaudit.data import make_split
+    >>> from fairaudit.models import create_model
+    >>> users = pd.DataFrame({"user_id": [f"u{i}" for i in range(8)], "gender": ["F", "M"] * 4})
+    >>> items = pd.DataFrame({"item_id": list("abcdef"), "title": list("abcdef"), "genres": ["A|B", "B", "C"] * 2})
+    >>> inter = pd.DataFrame({"user_id": [f"u{i}" for i in range(8) for _ in range(3)],
+    ...                       "item_id": [items["item_id"][(i + j) % 6] for i in range(8) for j in range(3)]})
+    >>> data = Dataset(inter, users, items)
+    >>> split = make_split(data, "random", seed=0, test_fraction=0.34)
+    >>> model = create_model("popularity").fit(data, split)
+    >>> config = AuditConfig(k=2, bootstrap_rounds=10, min_group_size=1, embedding_diversity=False)
+    >>> result = run_audit(data, split, {"pop": model}, config)
+    >>> sorted(result.gaps["reference"].unique()), sorted(result.group_metrics["attribute"].unique())
+    (['best', 'rest'], ['all', 'gender'])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     back = read_audit(write_audit(result, folder))
+    >>> back.gaps["p_value"].equals(result.gaps["p_value"])
+    True
+    """
+    if not models:
+        raise ValueError(_NO_MODELS)
+    if config.fdr_family not in FDR_FAMILIES:
+        raise ValueError(_BAD_FDR_FAMILY.format(config.fdr_family, FDR_FAMILIES))
+    say = progress or (lambda _message: None)
+    config = AuditConfig.from_dict({**config.to_dict(), "split": split.describe()})
+    specs = config.attributes if config.attributes is not None else default_attributes(dataset, config.max_groups)
+    groupings = {spec: attribute_groups(dataset.users, spec) for spec in specs}
+    vectors = _resolve_vectors(dataset, config, item_vectors)
+    context = _item_context(dataset, split, config, vectors)
+    test_users = pd.Index(np.sort(split.test["user_id"].astype(str).unique()))
+    higher = {m: m not in LOWER_IS_BETTER for m in USER_METRICS}
+
+    recs_all, users_all, group_all, gaps_all, exposure_all, model_meta = [], [], [], [], [], {}
+    for name, model in models.items():
+        users = test_users[test_users.isin(pd.Index(model.user_ids_))]
+        if users.empty:
+            raise ValueError(_NO_TEST_USERS.format(name))
+        say(f"{name}: recommending top-{config.k} for {len(users)} users")
+        recs = model.recommend(users.tolist(), k=config.k)
+        test = split.test[split.test["user_id"].astype(str).isin(users)]
+        per_user = user_metrics_frame(
+            recs, Split(split.train, test, split.method, split.seed), context, k=config.k,
+            calibration_alpha=config.calibration_alpha,
+        )  # fmt: skip
+        say(f"{name}: group statistics ({config.bootstrap_rounds} rounds)")
+        slices = {ALL: pd.Series(ALL, index=per_user.index), **groupings}
+        for spec, labels in slices.items():
+            report = SliceReport(
+                per_user, labels, rounds=config.bootstrap_rounds, seed=config.seed, key=spec,
+                confidence=1 - config.alpha, min_group_size=config.min_group_size,
+                include_small_groups=config.include_small_groups, higher_is_better=higher,
+            )  # fmt: skip
+            group_all.append(report.by_group.assign(model=name, attribute=spec))
+            if spec != ALL:
+                for reference in ("rest", "best"):
+                    gaps_all.append(report.gaps(reference).assign(model=name, attribute=spec))
+        group_all.append(_global_metrics(recs, per_user.index, context, config).assign(model=name))
+        say(f"{name}: item exposure")
+        exposure_all.append(_exposure_table(recs, test, per_user.index, {ALL: None, **groupings}, context, config))
+        exposure_all[-1]["model"] = name
+        recs_all.append(recs.assign(model=name))
+        users_all.append(per_user.reset_index().assign(model=name))
+        model_meta[name] = {
+            "kind": model.kind, "params": model.get_params(), "fingerprint": model.fingerprint(),
+            "split": model.split_, "data_fingerprint": getattr(model, "data_fingerprint_", None),
+        }  # fmt: skip
+
+    gaps = pd.concat(gaps_all, ignore_index=True)
+    family = gaps["attribute"] if config.fdr_family == "attribute" else pd.Series(ALL, index=gaps.index)
+    gaps["p_adjusted"] = gaps.groupby(family)["p_value"].transform(lambda p: benjamini_hochberg(p.to_numpy()))
+    gaps["direction"] = [describe_gap(r, config.k, config.alpha) for r in gaps.to_dict("records")]
+    meta = {
+        "config": config.to_dict(),
+        "data": {"name": dataset.name, "fingerprint": dataset.fingerprint(), **dataset.summary()},
+        "models": model_meta,
+        "n_evaluated_users": {name: int(len(u)) for name, u in zip(models, users_all)},
+        "versions": software_versions(),
+        "seed": config.seed,
+    }
+    # The id identifies what was audited (config, data, models, versions), so a re-run of the
+    # same configuration carries the same id; only the run time differs.
+    meta["audit_id"] = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    meta["timestamp"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return AuditResult(
+        recommendations=pd.concat(recs_all, ignore_index=True)[["model", "user_id", "rank", "item_id", "score"]],
+        user_metrics=pd.concat(users_all, ignore_index=True).pipe(lambda f: f[["model", "user_id", *f.columns[1:-1]]]),
+        group_metrics=pd.concat(group_all, ignore_index=True)[
+            ["model", "attribute", "group", "metric", "value", "ci_low", "ci_high", "n_users", "flagged"]
+        ],
+        gaps=gaps[
+            ["model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
+             "ci_low", "ci_high", "p_value", "p_adjusted", "direction"]
+        ],  # fmt: skip
+        item_exposure=pd.concat(exposure_all, ignore_index=True)[
+            ["model", "user_attribute", "user_group", "item_attribute", "item_group", "browsing",
+             "exposure_share", "catalogue_share", "relevance_share"]
+        ],  # fmt: skip
+        meta=meta,
+    )
+
+
+# ---- the audit folder -----------------------------------------------------------------------
+def write_audit(result: AuditResult, directory: str | Path) -> Path:
+    """Write the audit folder: the five tables and ``audit.json`` (see :data:`FILES`; example in :func:`run_audit`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("recommendations", "user_metrics"):
+        getattr(result, name).to_parquet(directory / FILES[name], index=False)
+    for name in ("group_metrics", "gaps", "item_exposure"):
+        getattr(result, name).to_csv(directory / FILES[name], index=False)
+    (directory / FILES["meta"]).write_text(json.dumps(result.meta, indent=1, default=str))
+    return directory
+
+
+def read_audit(directory: str | Path) -> AuditResult:
+    """Read an audit folder written by :func:`write_audit` (text columns stay strings, floats exact).
+
+    Raises ``FileNotFoundError`` naming the first missing file. Example in :func:`run_audit`.
+    """
+    directory = Path(directory)
+    for file in FILES.values():
+        if not (directory / file).is_file():
+            raise FileNotFoundError(_MISSING_FILE.format(directory, file))
+    tables = {name: pd.read_parquet(directory / FILES[name]) for name in ("recommendations", "user_metrics")}
+    for name in ("group_metrics", "gaps", "item_exposure"):
+        path = directory / FILES[name]
+        header = pd.read_csv(path, nrows=0).columns
+        text = {c: str for c in header if c in _TEXT_COLUMNS}
+        numeric = {c: [""] for c in header if c not in _TEXT_COLUMNS}
+        tables[name] = pd.read_csv(
+            path, dtype=text, keep_default_na=False, na_values=numeric, float_precision="round_trip"
+        )
+    return AuditResult(**tables, meta=json.loads((directory / FILES["meta"]).read_text()))
