@@ -1,0 +1,48 @@
+"""``python -m fairaudit report --audit DIR --out audit.pdf``: the compliance PDF of an audit folder."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+HELP = "write the audit PDF (summary, checks, charts, methodology) from an audit folder"
+DESCRIPTION = """\
+Render the audit report from AUDIT_DIR alone (the folder `python -m fairaudit audit` writes, plus
+the optional probes.csv and shap_drivers.csv): cover with fingerprints, executive summary with
+pass/attention/fail checks, data, model cards, per-group results and charts, exposure, diversity,
+calibration, explanations, model comparison, methodology and appendix. Charts need Chromium
+(kaleido); without it the report says so in place of each chart.
+
+The same audit folder, options and --date give a byte-identical PDF.
+
+Example:
+  python -m fairaudit report --audit audits/run1 --out audit.pdf --organisation "ACME" --paper Letter
+"""
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--audit", required=True, metavar="AUDIT_DIR", help="audit folder")
+    parser.add_argument("--out", required=True, metavar="PDF", help="output PDF path")
+    parser.add_argument("--organisation", default=None, help="organisation named on the cover")
+    parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="page size (default A4)")
+    parser.add_argument("--min-ratio", type=float, default=0.8, help="least group/reference accuracy ratio (0.8)")
+    parser.add_argument("--max-exposure-diff", type=float, default=0.1,
+                        help="largest |exposure share - catalogue share| of an item group (0.1)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of BH-adjusted gaps (0.05)")
+    parser.add_argument("--date", type=_date, default=None, help="report date YYYY-MM-DD (default today, UTC)")
+    parser.add_argument("--no-charts", action="store_true", help="text and tables only (no Chromium needed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fairaudit.report import Thresholds, build_report
+
+    thresholds = Thresholds(min_ratio=args.min_ratio, max_exposure_diff=args.max_exposure_diff, alpha=args.alpha)
+    out = build_report(args.audit, args.out, organisation=args.organisation, title=args.title,
+                       thresholds=thresholds, paper=args.paper, date=args.date, charts=not args.no_charts)
+    print(f"wrote {out}")
+    return 0

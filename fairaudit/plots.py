@@ -1,0 +1,479 @@
+"""Plotly figures drawn from the tidy audit tables (used by the dashboard and, as PNG, by the PDF).
+
+Every function is pure: a table in, a ``plotly.graph_objects.Figure`` out. Colours are named by
+meaning (:data:`GAP_OK`, :data:`GAP_FLAG`, :data:`SMALL_GROUP`, ...), every figure shares
+:data:`TEMPLATE`, and every figure has a title and axis labels naming the metric and K.
+
+User-supplied text (group values, model names, features) is HTML-escaped before it reaches a figure,
+because plotly renders a few HTML tags (``<b>``, ``<a href>``) in labels; a group called ``<b>x</b>``
+is shown literally. Labels longer than :data:`MAX_LABEL` characters are shortened with an ellipsis.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "GAP_OK", "GAP_FLAG", "SMALL_GROUP", "OVERALL", "EXPOSURE", "CATALOGUE", "RELEVANCE", "MODEL_COLOURS",
+    "TEMPLATE", "MAX_LABEL", "DIVERSITY_METRICS", "metric_label", "safe_label",
+    "group_metric_chart", "gap_forest_chart", "exposure_share_chart", "exposure_by_user_group_chart",
+    "diversity_calibration_chart", "tradeoff_chart", "probe_summary", "probe_chart", "shap_bar_chart",
+]
+
+#: A gap whose BH-adjusted p-value is not below alpha (no evidence of a difference).
+GAP_OK = "#4C78A8"
+#: A gap significant after Benjamini-Hochberg correction.
+GAP_FLAG = "#D62728"
+#: Groups smaller than the audit's minimum group size (drawn hatched grey and labelled ``n<30``).
+SMALL_GROUP = "#A0A0A0"
+#: Reference lines for the overall value / zero difference.
+OVERALL = "#333333"
+#: Item-exposure bars: share of exposure, of the catalogue and of relevant items.
+EXPOSURE = "#F58518"
+CATALOGUE = "#72B7B2"
+RELEVANCE = "#54A24B"
+#: One colour per model (Okabe-Ito, colour-blind safe), in the audit's model order.
+MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+#: Longest label drawn in a chart before it is shortened with "…".
+MAX_LABEL = 40
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font=dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#222222"),
+        title=dict(x=0.01, xanchor="left", font=dict(size=16)),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=dict(showgrid=True, gridcolor="#E5E5E5", zeroline=False, linecolor="#888888", automargin=True),
+        yaxis=dict(showgrid=True, gridcolor="#E5E5E5", zeroline=False, linecolor="#888888", automargin=True),
+        legend=dict(bgcolor="rgba(255,255,255,0.8)"),
+        margin=dict(l=70, r=30, t=60, b=60),
+        colorway=list(MODEL_COLOURS),
+    )
+)
+
+_LABELS = {
+    "ndcg": "NDCG@{k}", "recall": "Recall@{k}", "precision": "Precision@{k}", "hit_rate": "HitRate@{k}",
+    "mrr": "MRR@{k}", "ild_embedding": "ILD (embeddings)@{k}", "ild_genre": "ILD (genres)@{k}",
+    "genre_coverage": "Genre coverage@{k}", "novelty": "Novelty@{k} (bits)", "avg_popularity": "Average popularity@{k}",
+    "long_tail_share": "Long-tail share@{k}", "miscalibration": "Miscalibration (KL)@{k}",
+    "gini_exposure": "Gini of item exposure@{k}", "catalogue_coverage": "Catalogue coverage@{k}",
+}
+#: Per-user metrics drawn by :func:`diversity_calibration_chart` by default.
+DIVERSITY_METRICS = ("ild_embedding", "ild_genre", "novelty", "miscalibration")
+
+_NO_ROWS = "No rows in {0} for {1}; check the model, attribute and metric names against the audit folder."
+_MISSING_COLUMNS = "Table {0} lacks column(s) {1}; expected the audit-folder schema (docs/architecture.md)."
+
+
+def metric_label(metric: str, k: int | None = 10) -> str:
+    """Display name of a metric, with its cut-off K.
+
+    >>> metric_label("ndcg", 10)
+    'NDCG@10'
+    >>> metric_label("custom", 5)
+    'custom@5'
+    """
+    template = _LABELS.get(metric, f"{metric}@{{k}}")
+    if k is None:
+        return template.replace("@{k}", "")
+    return template.format(k=k)
+
+
+def safe_label(value: object, max_len: int = MAX_LABEL) -> str:
+    """Escape a user-supplied value for a plotly label and shorten it to ``max_len`` characters.
+
+    >>> safe_label("<b>x</b>")
+    '&lt;b&gt;x&lt;/b&gt;'
+    >>> safe_label("a" * 50, 10)
+    'aaaaaaaaa…'
+    """
+    text = str(value)
+    if len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return html.escape(text, quote=False)
+
+
+def _require(table: pd.DataFrame, name: str, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(_MISSING_COLUMNS.format(name, missing))
+
+
+def _nonempty(rows: pd.DataFrame, name: str, what: str) -> pd.DataFrame:
+    if rows.empty:
+        raise ValueError(_NO_ROWS.format(name, what))
+    return rows
+
+
+def _finish(fig: go.Figure, title: str, x_title: str, y_title: str, *, height: int = 450) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=dict(text=safe_label(title, 120)), height=height, width=900)
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def _models(table: pd.DataFrame, model: str | None) -> list[str]:
+    models = list(dict.fromkeys(table["model"])) if "model" in table else []
+    return [model] if model is not None else models
+
+
+def group_metric_chart(
+    group_metrics: pd.DataFrame,
+    *,
+    metric: str,
+    attribute: str,
+    model: str | None = None,
+    k: int = 10,
+    show_flagged: bool = True,
+    min_group_size: int = 30,
+) -> go.Figure:
+    """Per-group value of one metric with bootstrap CI error bars, one bar colour per model.
+
+    Groups flagged as small are drawn grey and hatched with an ``n<30`` label (or left out with
+    ``show_flagged=False``); the overall value of each model is a dashed line.
+
+    >>> gm = pd.DataFrame({"model": "m", "attribute": ["all", "g", "g"], "group": ["all", "F", "M"],
+    ...     "metric": "ndcg", "value": [.3, .2, .4], "ci_low": [.25, .1, .3], "ci_high": [.35, .3, .5],
+    ...     "n_users": [60, 40, 20], "flagged": [False, False, True]})
+    >>> group_metric_chart(gm, metric="ndcg", attribute="g").data[0].text
+    ('', 'n<30')
+    """
+    _require(group_metrics, "group_metrics.csv", ("model", "attribute", "group", "metric", "value", "ci_low",
+                                                  "ci_high", "n_users", "flagged"))
+    rows = group_metrics[(group_metrics["metric"] == metric) & (group_metrics["attribute"] == attribute)]
+    if model is not None:
+        rows = rows[rows["model"] == model]
+    if not show_flagged:
+        rows = rows[~rows["flagged"].astype(bool)]
+    _nonempty(rows, "group_metrics.csv", f"metric={metric!r}, attribute={attribute!r}, model={model!r}")
+    fig = go.Figure()
+    label = metric_label(metric, k)
+    for index, name in enumerate(_models(rows, model)):
+        part = rows[rows["model"] == name]
+        flagged = part["flagged"].astype(bool).to_numpy()
+        colour = MODEL_COLOURS[index % len(MODEL_COLOURS)]
+        fig.add_trace(go.Bar(
+            name=safe_label(name),
+            x=[safe_label(g) for g in part["group"]],
+            y=part["value"],
+            error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["value"],
+                         arrayminus=part["value"] - part["ci_low"], color=OVERALL, thickness=1.2),
+            marker=dict(color=[SMALL_GROUP if f else colour for f in flagged],
+                        pattern=dict(shape=["/" if f else "" for f in flagged], fgcolor="#FFFFFF"),
+                        line=dict(color=colour, width=1.5)),
+            text=[f"n<{min_group_size}" if f else "" for f in flagged],
+            textposition="inside", textangle=0, insidetextanchor="end",
+            customdata=part["n_users"],
+            hovertemplate="%{x}: %{y:.4f} (n=%{customdata})<extra>" + safe_label(name) + "</extra>",
+        ))
+        overall = group_metrics[(group_metrics["model"] == name) & (group_metrics["attribute"] == "all")
+                                & (group_metrics["metric"] == metric)]
+        if not overall.empty:
+            fig.add_hline(y=float(overall["value"].iloc[0]), line_dash="dash", line_color=colour, line_width=1)
+    fig.update_layout(barmode="group")
+    return _finish(fig, f"{label} by {attribute} (95% bootstrap CI; grey hatched: n<{min_group_size}, not tested)",
+                   safe_label(attribute), label)
+
+
+def gap_forest_chart(
+    gaps: pd.DataFrame,
+    *,
+    metric: str,
+    model: str,
+    reference: str = "rest",
+    alpha: float = 0.05,
+    k: int = 10,
+) -> go.Figure:
+    """Forest plot of group-minus-reference differences with CIs; BH-significant gaps in :data:`GAP_FLAG`.
+
+    >>> gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "M"], "reference": "rest",
+    ...     "metric": "ndcg", "difference": [-.1, .1], "ratio": [.7, 1.4], "ci_low": [-.2, 0.],
+    ...     "ci_high": [0., .2], "p_value": [.01, .01], "p_adjusted": [.02, .6]})
+    >>> gap_forest_chart(gaps, metric="ndcg", model="m").data[0].marker.color
+    ('#D62728', '#4C78A8')
+    """
+    _require(gaps, "gaps.csv", ("model", "attribute", "group", "reference", "metric", "difference", "ci_low",
+                                "ci_high", "p_adjusted"))
+    rows = gaps[(gaps["metric"] == metric) & (gaps["model"] == model) & (gaps["reference"] == reference)]
+    _nonempty(rows, "gaps.csv", f"metric={metric!r}, model={model!r}, reference={reference!r}")
+    significant = (rows["p_adjusted"] < alpha).to_numpy()
+    labels = [f"{safe_label(a, 20)} = {safe_label(g)}" for a, g in zip(rows["attribute"], rows["group"])]
+    fig = go.Figure(go.Scatter(
+        x=rows["difference"], y=labels, mode="markers",
+        marker=dict(color=[GAP_FLAG if s else GAP_OK for s in significant], size=9, symbol="diamond"),
+        error_x=dict(type="data", symmetric=False, array=rows["ci_high"] - rows["difference"],
+                     arrayminus=rows["difference"] - rows["ci_low"], color=OVERALL, thickness=1.2),
+        customdata=rows["p_adjusted"],
+        hovertemplate="%{y}: %{x:.4f} (BH p=%{customdata:.3g})<extra></extra>",
+        showlegend=False,
+    ))
+    fig.add_vline(x=0, line_color=OVERALL, line_width=1)
+    fig.update_yaxes(autorange="reversed")
+    label = metric_label(metric, k)
+    height = max(300, 60 + 26 * len(rows))
+    return _finish(fig, f"{label} gap vs {reference} — {model} (red: BH-adjusted p < {alpha:g})",
+                   f"Difference in {label} (group − {reference}), 95% CI", "Group", height=height)
+
+
+def _exposure_rows(item_exposure: pd.DataFrame, **equal: object) -> pd.DataFrame:
+    _require(item_exposure, "item_exposure.csv", ("model", "user_attribute", "user_group", "item_attribute",
+                                                  "item_group", "browsing", "exposure_share", "catalogue_share",
+                                                  "relevance_share"))
+    mask = np.ones(len(item_exposure), dtype=bool)
+    for column, value in equal.items():
+        if value is not None:
+            mask &= (item_exposure[column] == value).to_numpy()
+    return _nonempty(item_exposure[mask], "item_exposure.csv", ", ".join(f"{c}={v!r}" for c, v in equal.items()))
+
+
+def _browsing(table: pd.DataFrame, browsing: str | None) -> str:
+    return browsing if browsing is not None else sorted(table["browsing"].unique())[0]
+
+
+def exposure_share_chart(
+    item_exposure: pd.DataFrame,
+    *,
+    item_attribute: str,
+    model: str,
+    browsing: str | None = None,
+    k: int = 10,
+) -> go.Figure:
+    """Exposure share of each item group next to its catalogue share and relevance share (all users).
+
+    >>> ie = pd.DataFrame({"model": "m", "user_attribute": "all", "user_group": "all",
+    ...     "item_attribute": "tier", "item_group": ["head", "tail"], "browsing": "dcg",
+    ...     "exposure_share": [.8, .2], "catalogue_share": [.2, .8], "relevance_share": [.5, .5]})
+    >>> [t.name for t in exposure_share_chart(ie, item_attribute="tier", model="m").data]
+    ['Exposure share', 'Catalogue share', 'Relevance share']
+    """
+    browsing = _browsing(item_exposure, browsing)
+    rows = _exposure_rows(item_exposure, model=model, user_attribute="all", item_attribute=item_attribute,
+                          browsing=browsing)
+    groups = [safe_label(g) for g in rows["item_group"]]
+    fig = go.Figure()
+    for column, name, colour in (("exposure_share", "Exposure share", EXPOSURE),
+                                 ("catalogue_share", "Catalogue share", CATALOGUE),
+                                 ("relevance_share", "Relevance share", RELEVANCE)):
+        fig.add_trace(go.Bar(name=name, x=groups, y=rows[column], marker_color=colour,
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(tickformat=".0%")
+    return _finish(fig, f"Exposure@{k} of {item_attribute} groups vs catalogue and relevance — {model} ({browsing})",
+                   safe_label(item_attribute), f"Share of exposure@{k} ({browsing} browsing model)")
+
+
+def exposure_by_user_group_chart(
+    item_exposure: pd.DataFrame,
+    *,
+    user_attribute: str,
+    item_attribute: str,
+    model: str,
+    browsing: str | None = None,
+    k: int = 10,
+) -> go.Figure:
+    """Heatmap of the exposure share of each item group within each user group's recommendations.
+
+    >>> ie = pd.DataFrame({"model": "m", "user_attribute": "g", "user_group": ["F", "F", "M", "M"],
+    ...     "item_attribute": "tier", "item_group": ["head", "tail"] * 2, "browsing": "dcg",
+    ...     "exposure_share": [.8, .2, .6, .4], "catalogue_share": .5, "relevance_share": .5})
+    >>> exposure_by_user_group_chart(ie, user_attribute="g", item_attribute="tier", model="m").data[0].z.shape
+    (2, 2)
+    """
+    browsing = _browsing(item_exposure, browsing)
+    rows = _exposure_rows(item_exposure, model=model, user_attribute=user_attribute, item_attribute=item_attribute,
+                          browsing=browsing)
+    grid = rows.pivot_table(index="user_group", columns="item_group", values="exposure_share", sort=False)
+    fig = go.Figure(go.Heatmap(
+        z=grid.to_numpy(), x=[safe_label(c) for c in grid.columns], y=[safe_label(i) for i in grid.index],
+        colorscale="Blues", zmin=0, zmax=1, texttemplate="%{z:.1%}", colorbar=dict(title="Share", tickformat=".0%"),
+        hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+    ))
+    height = max(300, 120 + 40 * len(grid))
+    return _finish(fig, f"Exposure@{k} of {item_attribute} by {user_attribute} — {model} ({browsing})",
+                   safe_label(item_attribute), safe_label(user_attribute), height=height)
+
+
+def diversity_calibration_chart(
+    group_metrics: pd.DataFrame,
+    *,
+    attribute: str,
+    model: str | None = None,
+    metrics: tuple[str, ...] = DIVERSITY_METRICS,
+    k: int = 10,
+) -> go.Figure:
+    """Diversity, novelty and miscalibration by group: one panel per metric, CI bars, small groups grey.
+
+    >>> gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "M"], "metric": "novelty",
+    ...     "value": [7., 8.], "ci_low": [6., 7.], "ci_high": [8., 9.], "n_users": [40, 40], "flagged": False})
+    >>> len(diversity_calibration_chart(gm, attribute="g", metrics=("novelty",)).data)
+    1
+    """
+    _require(group_metrics, "group_metrics.csv", ("model", "attribute", "group", "metric", "value", "ci_low",
+                                                  "ci_high", "flagged"))
+    rows = group_metrics[(group_metrics["attribute"] == attribute) & group_metrics["metric"].isin(metrics)]
+    if model is not None:
+        rows = rows[rows["model"] == model]
+    _nonempty(rows, "group_metrics.csv", f"attribute={attribute!r}, metrics={list(metrics)}, model={model!r}")
+    present = [m for m in metrics if (rows["metric"] == m).any()]
+    n_cols = min(2, len(present))
+    n_rows = -(-len(present) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[metric_label(m, k) for m in present],
+                        vertical_spacing=0.18)
+    for index, name in enumerate(_models(rows, model)):
+        colour = MODEL_COLOURS[index % len(MODEL_COLOURS)]
+        for position, metric in enumerate(present):
+            part = rows[(rows["model"] == name) & (rows["metric"] == metric)]
+            flagged = part["flagged"].astype(bool).to_numpy()
+            fig.add_trace(go.Scatter(
+                x=[safe_label(g, 20) for g in part["group"]], y=part["value"], mode="markers", name=safe_label(name),
+                legendgroup=str(index), showlegend=position == 0,
+                marker=dict(color=[SMALL_GROUP if f else colour for f in flagged], size=9),
+                error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["value"],
+                             arrayminus=part["value"] - part["ci_low"], color=colour, thickness=1.2),
+            ), row=position // n_cols + 1, col=position % n_cols + 1)
+    fig.update_layout(scattermode="group")
+    fig = _finish(fig, f"Diversity and calibration@{k} by {attribute} (95% CI; grey: small group)",
+                  "", "", height=300 * n_rows + 80)
+    fig.update_xaxes(title_text=safe_label(attribute, 20))
+    return fig
+
+
+def tradeoff_chart(
+    group_metrics: pd.DataFrame,
+    gaps: pd.DataFrame,
+    *,
+    metric: str,
+    attribute: str,
+    reference: str = "rest",
+    k: int = 10,
+) -> go.Figure:
+    """Accuracy-vs-gap trade-off: each model's overall metric against its largest absolute group gap.
+
+    The gap is the largest ``|difference|`` among the attribute's tested groups, with its CI (both
+    bounds in absolute value, sorted). Down-right is better for higher-is-better metrics.
+
+    >>> gm = pd.DataFrame({"model": ["a", "b"], "attribute": "all", "group": "all", "metric": "ndcg",
+    ...     "value": [.3, .28], "ci_low": [.28, .26], "ci_high": [.32, .3], "n_users": 80, "flagged": False})
+    >>> gaps = pd.DataFrame({"model": ["a", "b"], "attribute": "g", "group": "F", "reference": "rest",
+    ...     "metric": "ndcg", "difference": [-.05, -.01], "ci_low": [-.08, -.03], "ci_high": [-.02, .01]})
+    >>> tradeoff_chart(gm, gaps, metric="ndcg", attribute="g").data[0].y
+    (0.05,)
+    """
+    _require(gaps, "gaps.csv", ("model", "attribute", "group", "reference", "metric", "difference", "ci_low", "ci_high"))
+    overall = group_metrics[(group_metrics["attribute"] == "all") & (group_metrics["metric"] == metric)]
+    rows = gaps[(gaps["attribute"] == attribute) & (gaps["metric"] == metric) & (gaps["reference"] == reference)]
+    _nonempty(rows, "gaps.csv", f"attribute={attribute!r}, metric={metric!r}, reference={reference!r}")
+    largest = rows.loc[rows["difference"].abs().groupby(rows["model"], sort=False).idxmax()]
+    fig = go.Figure()
+    label = metric_label(metric, k)
+    for index, (_, gap) in enumerate(largest.iterrows()):
+        point = overall[overall["model"] == gap["model"]]
+        if point.empty:
+            continue
+        bounds = np.sort(np.abs([gap["ci_low"], gap["ci_high"]]))
+        if gap["ci_low"] <= 0 <= gap["ci_high"]:
+            bounds[0] = 0.0
+        x = float(point["value"].iloc[0])
+        y = abs(float(gap["difference"]))
+        fig.add_trace(go.Scatter(
+            x=[x], y=[y], mode="markers+text", name=safe_label(gap["model"]), text=[safe_label(gap["model"], 20)],
+            textposition="top center", marker=dict(size=12, color=MODEL_COLOURS[index % len(MODEL_COLOURS)]),
+            error_x=dict(type="data", symmetric=False, array=[float(point["ci_high"].iloc[0]) - x],
+                         arrayminus=[x - float(point["ci_low"].iloc[0])]),
+            error_y=dict(type="data", symmetric=False, array=[bounds[1] - y], arrayminus=[y - bounds[0]]),
+        ))
+    return _finish(fig, f"Accuracy vs {attribute} gap trade-off ({label})",
+                   f"Overall {label} (95% CI)", f"Largest |{label} gap| by {attribute} vs {reference} (95% CI)")
+
+
+def _first(table: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
+    """Rows of ``table`` where ``column == value`` (default: its first value); all rows without the column."""
+    if column not in table.columns:
+        return table
+    value = value if value is not None else str(table[column].iloc[0])
+    return table[table[column] == value]
+
+
+def probe_summary(probes: pd.DataFrame) -> pd.DataFrame:
+    """Probe rows in the long ``attribute, value, metric, estimate, ci_low, ci_high`` schema.
+
+    A ``probes.csv`` from ``fairaudit.explain`` (``original_value``, ``counterfactual_value``) is
+    reduced to its pooled rows: every user with a known other value, re-scored as if they held
+    ``value = counterfactual_value``; the per-original-value rows and the SNSR/SNSV spread rows
+    (``original_value = counterfactual_value = "all"``) are left out.
+
+    >>> raw = pd.DataFrame({"attribute": "gender", "original_value": ["F", "all", "all"],
+    ...     "counterfactual_value": ["M", "M", "all"], "metric": ["jaccard", "jaccard", "jaccard_snsr"],
+    ...     "estimate": [.7, .8, .1], "ci_low": [.6, .7, .0], "ci_high": [.8, .9, .2]})
+    >>> probe_summary(raw)[["value", "metric", "estimate"]].values.tolist()
+    [['M', 'jaccard', 0.8]]
+    """
+    if "value" in probes.columns:
+        return probes
+    _require(probes, "probes.csv", ("attribute", "original_value", "counterfactual_value", "metric"))
+    pooled = probes[(probes["original_value"] == "all") & (probes["counterfactual_value"] != "all")]
+    return pooled.assign(value=pooled["counterfactual_value"])
+
+
+def probe_chart(probes: pd.DataFrame, *, metric: str | None = None, model: str | None = None,
+                k: int = 10) -> go.Figure:
+    """Counterfactual probe summary: estimate with CI per attribute value (see :func:`probe_summary`).
+
+    ``probes`` has columns ``attribute, value, metric, estimate, ci_low, ci_high`` (or the
+    ``original_value``/``counterfactual_value`` form of ``probes.csv``); ``metric`` and ``model``
+    (when the table has a ``model`` column) default to the first in the table.
+
+    >>> pr = pd.DataFrame({"attribute": "gender", "value": ["F", "M"], "metric": "jaccard",
+    ...     "estimate": [.8, .9], "ci_low": [.7, .85], "ci_high": [.9, .95]})
+    >>> probe_chart(pr).layout.xaxis.title.text
+    'jaccard@10 with the list for the original profile (95% CI)'
+    """
+    rows = probe_summary(probes)
+    _require(rows, "probes.csv", ("attribute", "value", "metric", "estimate", "ci_low", "ci_high"))
+    rows = _first(_nonempty(rows, "probes.csv", "pooled probe rows"), "model", model)
+    metric = metric if metric is not None else str(rows["metric"].iloc[0])
+    rows = _nonempty(rows[rows["metric"] == metric], "probes.csv", f"metric={metric!r}, model={model!r}")
+    label = metric_label(metric, k)
+    fig = go.Figure()
+    for index, (attribute, part) in enumerate(rows.groupby("attribute", sort=False)):
+        fig.add_trace(go.Scatter(
+            x=part["estimate"], y=[f"{safe_label(attribute, 20)} = {safe_label(v)}" for v in part["value"]],
+            mode="markers", name=safe_label(attribute), marker=dict(size=9, color=MODEL_COLOURS[index % len(MODEL_COLOURS)]),
+            error_x=dict(type="data", symmetric=False, array=part["ci_high"] - part["estimate"],
+                         arrayminus=part["estimate"] - part["ci_low"]),
+        ))
+    fig.update_yaxes(autorange="reversed")
+    where = f" — {rows['model'].iloc[0]}" if "model" in rows.columns else ""
+    return _finish(fig, f"Counterfactual attribute probes: {label}{where}",
+                   f"{label} with the list for the original profile (95% CI)", "Attribute value set",
+                   height=max(300, 80 + 28 * len(rows)))
+
+
+def shap_bar_chart(drivers: pd.DataFrame, *, top: int = 15, model: str | None = None, metric: str | None = None,
+                   target: str | None = None, k: int = 10) -> go.Figure:
+    """Horizontal bars of mean |SHAP| per feature (the largest ``top``), largest first.
+
+    ``model`` and ``metric`` select rows when ``shap_drivers.csv`` has those columns (default: the
+    first); ``target`` names what is explained in the title (default: the metric, else "gap").
+
+    >>> d = pd.DataFrame({"feature": ["a", "b"], "mean_abs_shap": [.1, .3]})
+    >>> shap_bar_chart(d).data[0].y
+    ('b', 'a')
+    """
+    _require(drivers, "shap_drivers.csv", ("feature", "mean_abs_shap"))
+    rows = _first(_first(_nonempty(drivers, "shap_drivers.csv", "any feature"), "model", model), "metric", metric)
+    rows = rows.nlargest(top, "mean_abs_shap")
+    if target is None:
+        target = f"per-user {metric_label(str(rows['metric'].iloc[0]), k)}" if "metric" in rows.columns else "the gap"
+    where = f" — {rows['model'].iloc[0]}" if "model" in rows.columns else ""
+    fig = go.Figure(go.Bar(x=rows["mean_abs_shap"], y=[safe_label(f) for f in rows["feature"]], orientation="h",
+                           marker_color=GAP_OK, hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _finish(fig, f"Drivers of {target}: mean |SHAP value| (top {len(rows)}){where}", "Mean |SHAP value|",
+                   "Feature", height=max(300, 80 + 26 * len(rows)))

@@ -1,0 +1,202 @@
+"""The audit PDF: sections, numbers as in group_metrics.csv, literal rendering of hostile names,
+page sizes, page images, determinism, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from audit_fixture import write_audit_folder, write_optional_explanations
+from fairaudit.cli import main
+from fairaudit.report import build_report, format_number
+
+pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) not installed")
+
+LONG = "Llanfair" + "pwllgwyngyll" * 12  # 152 characters, no spaces
+NAMES = {"F": "<b>x</b>", "Northeast": '=HYPERLINK("http://evil.example","click")', "South": "{{7*7}}",
+         "West": LONG, "56+": "Привет Ωμέγα"}
+MODELS = ("llm", "{nb}")
+ORGANISATION = "<script>alert(1)</script> & Co"
+TITLE = "=cmd|' /C calc'!A0 audit"
+DATE = dt.date(2026, 3, 14)
+SECTIONS = ("Contents", "Executive summary", "Largest accuracy gaps", "Threshold checks", "Data", "Group sizes",
+            "Suppressed small groups", "Model cards", "Results", "Item exposure", "Diversity, novelty and calibration",
+            "Counterfactual attribute probes", "SHAP drivers of the gaps", "Model comparison",
+            "Threshold checks in detail", "Methodology and limitations", "What this audit cannot show", "Appendix",
+            "Software versions")
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def squeeze(text: str) -> str:
+    """Text without whitespace, so wrapped cells and lines compare."""
+    return "".join(text.split())
+
+
+@pytest.fixture(scope="session")
+def audit_dir(tmp_path_factory) -> Path:
+    folder = write_audit_folder(tmp_path_factory.mktemp("audit"), names=NAMES, models=MODELS)
+    write_optional_explanations(folder, models=MODELS)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def report(audit_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pdf") / "audit.pdf"
+    return build_report(audit_dir, out, organisation=ORGANISATION, title=TITLE, date=DATE)
+
+
+@pytest.fixture(scope="session")
+def text(report) -> str:
+    return pdf_text(report)
+
+
+def test_every_section_is_present_in_order(text):
+    body = text[text.index("Executive summary", text.index("Contents") + 200):]
+    positions = [body.find(s) for s in SECTIONS[1:]]
+    assert all(p >= 0 for p in positions), [s for s, p in zip(SECTIONS[1:], positions) if p < 0]
+    assert "Contents" in text
+
+
+def test_group_values_and_cis_match_group_metrics_csv(audit_dir, text):
+    gm = pd.read_csv(audit_dir / "group_metrics.csv", keep_default_na=False)
+    flat = squeeze(text)
+    rows = gm[(gm["metric"].isin(["ndcg", "recall"])) & (gm["attribute"] == "gender")]
+    assert len(rows) == 8  # 2 models x 2 groups x 2 metrics
+    for row in rows.itertuples():
+        cell = f"{format_number(row.value)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]"
+        assert cell in flat, (row.model, row.group, row.metric, cell)
+    overall = gm[(gm["attribute"] == "all") & (gm["metric"] == "ndcg")]
+    for row in overall.itertuples():
+        assert f"{format_number(row.value)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]" in flat
+
+
+def test_largest_gap_sentence_quotes_gaps_csv(audit_dir, text):
+    gaps = pd.read_csv(audit_dir / "gaps.csv", keep_default_na=False)
+    top = gaps[(gaps["reference"] == "rest") & (gaps["metric"].isin(["ndcg", "recall", "precision", "hit_rate", "mrr"]))]
+    top = top.assign(sig=top["p_adjusted"] < 0.05, size=top["difference"].abs())
+    first = top.sort_values(["sig", "size"], ascending=False, kind="stable").iloc[0]
+    expected = (f"difference {format_number(first.difference)}, 95% CI [{format_number(first.ci_low)}, "
+                f"{format_number(first.ci_high)}]")
+    assert squeeze(expected) in squeeze(text)
+
+
+def test_cover_names_models_fingerprints_and_date(text):
+    flat = squeeze(text)
+    for needle in ("a1b2c3d4e5f6", "d41d8cd98f00b204", "0000000000000001", "0000000000000002", "2026-03-14",
+                   squeeze(ORGANISATION), squeeze(TITLE), "Models:llm,{nb}"):
+        assert needle in flat, needle
+
+
+def test_methodology_states_the_audit_settings(text):
+    flat = squeeze(text)
+    assert squeeze("Benjamini-Hochberg adjustment across all gaps of the audit") in flat  # fdr_family "audit"
+    assert squeeze("percentile bootstrap with 200 resamples of users (seed 0)") in flat
+
+
+def test_hostile_names_are_drawn_literally(text):
+    flat = squeeze(text)
+    for name in NAMES.values():
+        assert squeeze(name) in flat, name
+    assert "<b>x</b>*18-24" in flat  # intersection values too
+    assert "{nb}" in text and "49" not in re.findall(r"\{\{(\d+)\}\}", text)
+
+
+def test_page_count_alias_is_not_user_text(report):
+    pages = len(PdfReader(report).pages)
+    assert f"Page 2 of {pages}" in pdf_text(report)
+
+
+def test_optional_sections_say_not_run_when_files_are_absent(tmp_path):
+    folder = write_audit_folder(tmp_path / "audit", n_users=120, models=("only",))
+    text = pdf_text(build_report(folder, tmp_path / "a.pdf", date=DATE, charts=False))
+    assert "Not run: the audit folder holds no probes.csv" in text
+    assert "Not run: the audit folder holds no shap_drivers.csv" in text
+    assert "Each model against the baseline" not in text  # no comparison section for one model
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm not installed")
+def test_every_page_renders_to_an_image(report, tmp_path):
+    done = subprocess.run(["pdftoppm", "-r", "20", "-png", str(report), str(tmp_path / "page")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    assert len(list(tmp_path.glob("page-*.png"))) == len(PdfReader(report).pages)
+
+
+def test_charts_are_embedded(report):
+    images = sum(len(page.images) for page in PdfReader(report).pages)
+    assert images >= 10
+
+
+def test_same_folder_and_date_give_identical_bytes(audit_dir, report, tmp_path):
+    again = build_report(audit_dir, tmp_path / "again.pdf", organisation=ORGANISATION, title=TITLE, date=DATE)
+    assert again.read_bytes() == report.read_bytes()
+
+
+def test_other_date_changes_only_the_date(audit_dir, tmp_path):
+    first = pdf_text(build_report(audit_dir, tmp_path / "1.pdf", date=DATE, charts=False))
+    second = pdf_text(build_report(audit_dir, tmp_path / "2.pdf", date=dt.date(2027, 1, 2), charts=False))
+    assert first != second
+    assert first.replace("2026-03-14", "DATE") == second.replace("2027-01-02", "DATE")
+
+
+def test_paper_sizes(audit_dir, report, tmp_path):
+    letter = build_report(audit_dir, tmp_path / "letter.pdf", paper="Letter", date=DATE, charts=False)
+    for pdf, size in ((report, (595.28, 841.89)), (letter, (612.0, 792.0))):  # A4 and Letter in points
+        for page in PdfReader(pdf).pages:
+            assert (round(float(page.mediabox.width), 2), round(float(page.mediabox.height), 2)) == size
+
+
+def test_unknown_paper_is_refused(audit_dir, tmp_path):
+    with pytest.raises(ValueError, match="Unknown paper size 'A3'"):
+        build_report(audit_dir, tmp_path / "x.pdf", paper="A3", charts=False)  # type: ignore[arg-type]
+
+
+def test_cli_writes_the_pdf(audit_dir, tmp_path, capsys):
+    out = tmp_path / "cli.pdf"
+    code = main(["report", "--audit", str(audit_dir), "--out", str(out), "--paper", "Letter", "--no-charts",
+                 "--organisation", "ACME", "--min-ratio", "0.9", "--max-exposure-diff", "0.01",
+                 "--date", "2026-03-14"])
+    assert code == 0 and out.is_file()
+    text = pdf_text(out)
+    assert "ACME" in text and "at least 0.9" in text and "within +/-0.01" in text
+    assert "No check fails." not in text and "FAIL" in text
+
+
+def test_cli_reports_a_missing_audit_folder(tmp_path, capsys):
+    assert main(["report", "--audit", str(tmp_path / "none"), "--out", str(tmp_path / "x.pdf")]) == 2
+    assert "lacks" in capsys.readouterr().err
+
+
+def test_report_and_comparison_from_a_real_audit(tmp_path):
+    from conftest import make_tiny_dataset
+    from fairaudit.audit import AuditConfig, run_audit, write_audit
+    from fairaudit.compare import compare_audits
+    from fairaudit.data import make_split
+    from fairaudit.models import create_model
+
+    dataset = make_tiny_dataset(n_users=60)
+    split = make_split(dataset, "random", seed=0)
+    models = {kind: create_model(kind).fit(dataset, split) for kind in ("popularity", "itemknn")}
+    config = AuditConfig(attributes=("gender", "age_band"), bootstrap_rounds=50, min_group_size=5,
+                         embedding_diversity=False)
+    folder = write_audit(run_audit(dataset, split, models, config), tmp_path / "audit")
+    text = pdf_text(build_report(folder, tmp_path / "real.pdf", date=DATE, charts=False))
+    gm = pd.read_csv(folder / "group_metrics.csv", keep_default_na=False)
+    row = gm[(gm["model"] == "itemknn") & (gm["attribute"] == "gender") & (gm["metric"] == "ndcg")].iloc[0]
+    flat = squeeze(text)
+    assert f"{format_number(row.value)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]" in flat
+    assert "Modelcomparison" in flat and "Model:itemknn" in flat
+    result = compare_audits(folder, users=dataset.users, rounds=50)
+    assert {"gender", "age_band", "all"} == set(result.table["attribute"])
+    assert set(result.verdicts["attribute"]) == {"gender", "age_band"}
+    assert result.verdicts["verdict"].str.startswith("itemknn ").all()

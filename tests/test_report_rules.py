@@ -1,0 +1,103 @@
+"""Pass/attention/fail rules, number formatting, literal text and formula-safe CSV exports."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, strategies as st
+
+from fairaudit.report import Thresholds, exposure_checks, format_number, ratio_checks, safe_csv
+from fairaudit.report._document import clean_text
+from fairaudit.report._rules import _BAD_THRESHOLD, _UNKNOWN_THRESHOLD, interval_status
+
+
+def test_interval_status_boundaries():
+    low = np.array([0.8, 0.79, 0.5, 0.81, -0.1, -0.2])
+    high = np.array([0.9, 0.81, 0.79, 0.81, 0.1, 0.2])
+    assert interval_status(low[:4], high[:4], 0.8).tolist() == ["pass", "attention", "fail", "pass"]
+    assert interval_status(low[4:], high[4:], -0.1, 0.1).tolist() == ["pass", "attention"]
+
+
+def test_ratio_checks_hand_computed():
+    # group value 0.24, reference (best) 0.30: ratio 0.8; difference CI [-0.09, -0.03] -> ratio CI [0.7, 0.9]
+    gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "M", "X"], "metric": "ndcg",
+                       "value": [0.24, 0.30, 0.15]})
+    gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "X"], "reference": "best",
+                         "metric": "ndcg", "difference": [-0.06, -0.15], "ci_low": [-0.09, -0.2],
+                         "ci_high": [-0.03, -0.1]})
+    out = ratio_checks(gm, gaps, Thresholds(min_ratio=0.8))
+    assert out["estimate"].tolist() == pytest.approx([0.8, 0.5])
+    assert out["ci_low"].tolist() == pytest.approx([0.7, 1 / 3])
+    assert out["ci_high"].tolist() == pytest.approx([0.9, 2 / 3])
+    assert out["status"].tolist() == ["attention", "fail"]
+    assert out["subject"].tolist() == ["g = F vs best", "g = X vs best"]
+    assert ratio_checks(gm, gaps, Thresholds(min_ratio=0.5))["status"].tolist() == ["pass", "attention"]
+
+
+def test_ratio_checks_fall_back_to_rest_and_skip_other_metrics():
+    gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "F"], "metric": ["ndcg", "novelty"],
+                       "value": [0.2, 8.0]})
+    gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "reference": "rest",
+                         "metric": ["ndcg", "novelty"], "difference": [0.05, -1.0], "ci_low": [0.01, -2.0],
+                         "ci_high": [0.1, 0.0]})
+    out = ratio_checks(gm, gaps, Thresholds())
+    assert out["subject"].tolist() == ["g = F vs rest"] and out["status"].tolist() == ["pass"]
+
+
+def test_exposure_checks_with_and_without_ci():
+    ie = pd.DataFrame({"model": "m", "user_attribute": ["all"] * 3 + ["gender"], "user_group": "all",
+                       "item_attribute": "tier", "item_group": ["head", "mid", "tail", "head"], "browsing": "dcg",
+                       "exposure_share": [0.35, 0.30, 0.35, 0.9], "catalogue_share": [0.2, 0.3, 0.5, 0.2],
+                       "relevance_share": 0.3})
+    out = exposure_checks(ie, Thresholds(max_exposure_diff=0.1))
+    assert out["estimate"].tolist() == pytest.approx([0.15, 0.0, -0.15])
+    assert out["status"].tolist() == ["fail", "pass", "fail"]
+    with_ci = ie.assign(ci_low=[0.25, 0.25, 0.30, 0.9], ci_high=[0.45, 0.45, 0.45, 0.9])
+    assert exposure_checks(with_ci, Thresholds())["status"].tolist() == ["attention", "attention", "attention"]
+
+
+def test_threshold_validation_messages():
+    with pytest.raises(ValueError) as err:
+        Thresholds(min_ratio=1.5)
+    assert str(err.value) == _BAD_THRESHOLD.format("min_ratio", 1.5, "a number in (0, 1]")
+    with pytest.raises(ValueError) as err:
+        Thresholds.from_mapping({"ratio": 0.8})
+    assert str(err.value) == _UNKNOWN_THRESHOLD.format(["ratio"], ["alpha", "max_exposure_diff", "min_ratio"])
+
+
+def test_rules_print_the_thresholds():
+    text = " ".join(Thresholds(min_ratio=0.75, max_exposure_diff=0.05).rules())
+    assert "at least 0.75" in text and "+/-0.05" in text
+
+
+def test_format_number():
+    assert [format_number(x) for x in (0.0004, -0.0126, 99.94, 100.04, np.nan)] == \
+        ["0.000", "-0.013", "99.940", "100.0", "n/a"]
+
+
+HOSTILE = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+2", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "<b>x</b>", "{{7*7}}"]
+
+
+def test_safe_csv_neutralises_formulas_and_keeps_numbers():
+    frame = pd.DataFrame({"group": HOSTILE, "value": np.arange(len(HOSTILE)) - 3.5,
+                          "=col": ["F"] * len(HOSTILE)})
+    back = pd.read_csv(io.BytesIO(safe_csv(frame)), keep_default_na=False)
+    assert back.columns.tolist() == ["group", "value", "'=col"]
+    assert back["group"].tolist()[:6] == ["'" + h for h in HOSTILE[:6]]
+    assert back["group"].tolist()[6:] == ["<b>x</b>", "{{7*7}}"]
+    assert back["value"].tolist() == frame["value"].tolist()
+
+
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=8))
+def test_safe_csv_no_cell_starts_a_formula(cells):
+    back = pd.read_csv(io.BytesIO(safe_csv(pd.DataFrame({"c": cells}))), keep_default_na=False, dtype=str)
+    assert not any(str(v).startswith(("=", "+", "-", "@", "\t", "\r")) for v in back["c"])
+
+
+def test_clean_text_is_literal():
+    assert clean_text("<b>x</b> {nb} {{7*7}}", glyphs=set(range(256))) == "<b>x</b> {nb} {{7*7}}"
+    assert clean_text("a\x00b\x1bc") == "a\\x00b\\x1bc"
+    assert clean_text("東京", glyphs={ord("東")}) == "東\\u4eac"
