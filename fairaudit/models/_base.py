@@ -35,6 +35,11 @@ _WRONG_DATA = (
     "retrain it on this data or load the data it was trained on"
 )
 _UNKNOWN_USERS = "Unknown user id(s) {0}; the model knows only the {1} users it was trained on"
+_UNKNOWN_TRAIN_IDS = (
+    "split.train has {0} id(s) not in dataset.{0}s (e.g. {1}); build the split from this dataset"
+)
+_MISSING_KEYS = "{0} lacks required key(s) {1}"
+_REQUIRED_KEYS = ("format_version", "kind", "params", "data_fingerprint", "split", "user_ids", "item_ids", "weights_sha256")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,15 @@ ProgressCallback = Callable[[Progress], None]
 
 class ModelFolderError(ValueError):
     """A saved model folder that is incomplete, tampered with or for other data."""
+
+
+class TrainingCancelled(Exception):
+    """Raise from a ``fit(progress=...)`` callback to stop training.
+
+    ``fit`` then leaves the model unfitted (as before the call) and re-raises, so a
+    half-trained model can never be saved or audited by mistake. ``KeyboardInterrupt``
+    raised by the callback behaves the same way.
+    """
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -98,17 +112,39 @@ class Recommender:
 
     # ---- fitting ----------------------------------------------------------------------
     def fit(self, dataset: Dataset, split: Split, *, progress: ProgressCallback | None = None) -> "Recommender":
-        """Learn from ``split.train``; every item of ``dataset.items`` stays rankable."""
-        self.user_ids_ = dataset.users["user_id"].astype(str).to_numpy(dtype=object)
-        self.item_ids_ = dataset.items["item_id"].astype(str).to_numpy(dtype=object)
+        """Learn from ``split.train``; every item of ``dataset.items`` stays rankable.
+
+        ``progress`` is called once per epoch with a :class:`Progress`; if it raises
+        (e.g. :class:`TrainingCancelled` or ``KeyboardInterrupt``) training stops, the
+        model is left unfitted and the exception propagates.
+        """
+        self._unfit()
+        user_ids = dataset.users["user_id"].astype(str).to_numpy(dtype=object)
+        item_ids = dataset.items["item_id"].astype(str).to_numpy(dtype=object)
+        user_index, item_index = pd.Index(user_ids), pd.Index(item_ids)
+        train_users = split.train["user_id"].astype(str)
+        train_items = split.train["item_id"].astype(str)
+        users = user_index.get_indexer(train_users)
+        items = item_index.get_indexer(train_items)
+        for name, pos, ids in (("user", users, train_users), ("item", items, train_items)):
+            if (pos < 0).any():
+                raise ValueError(_UNKNOWN_TRAIN_IDS.format(name, ids[pos < 0].unique()[:5].tolist()))
+        self.user_ids_, self.item_ids_ = user_ids, item_ids
         self._build_index()
-        users = self._user_index.get_indexer(split.train["user_id"].astype(str))
-        items = self._item_index.get_indexer(split.train["item_id"].astype(str))
         self.seen_indptr_, self.seen_indices_ = _csr_from_pairs(users, items, len(self.user_ids_))
         self.data_fingerprint_ = dataset.fingerprint()
         self.split_ = split.describe()
-        self._fit(dataset, split, users, items, progress)
+        try:
+            self._fit(dataset, split, users, items, progress)
+        except BaseException:
+            self._unfit()
+            raise
         return self
+
+    def _unfit(self) -> None:
+        """Drop every learned attribute (names ending in ``_``)."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
 
     def _fit(
         self,
@@ -199,12 +235,9 @@ class Recommender:
                 scores = self._score_indices(chunk, None, attribute_overrides).float()
                 if exclude_seen:
                     scores = self._mask_seen(scores, chunk)
-                # Tie-break by catalogue position: a tiny, strictly decreasing offset.
-                n_items = scores.shape[1]
-                ramp = torch.arange(n_items, device=scores.device, dtype=torch.float64) / (n_items * 1e9)
-                values, idx = torch.topk(scores.double() - ramp, k, dim=1)
+                values, idx = _top_k(scores, k)
                 top_items.append(idx.cpu().numpy())
-                top_scores.append(scores.gather(1, idx).cpu().numpy())
+                top_scores.append(values.cpu().numpy())
         items = np.concatenate(top_items) if top_items else np.empty((0, k), dtype=np.int64)
         scores_np = np.concatenate(top_scores) if top_scores else np.empty((0, k), dtype=np.float32)
         frame = pd.DataFrame(
@@ -218,14 +251,33 @@ class Recommender:
         # Seen items masked to -inf can surface only when a user has seen nearly everything.
         return frame[np.isfinite(frame["score"])].reset_index(drop=True)
 
-    def _mask_seen(self, scores: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def _seen_pairs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row in ``users``, item position) of every training interaction of ``users``."""
         starts, ends = self.seen_indptr_[users], self.seen_indptr_[users + 1]
         lengths = ends - starts
         rows = np.repeat(np.arange(len(users)), lengths)
         # Positions of every seen entry in the CSR arrays, without a loop over users.
         out_starts = np.cumsum(lengths) - lengths
         positions = np.repeat(starts - out_starts, lengths) + np.arange(lengths.sum())
-        cols = self.seen_indices_[positions]
+        return rows, self.seen_indices_[positions]
+
+    def history_matrix(self, users: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Dense 0/1 float32 matrix (len(users) x n_items) of the users' training items.
+
+        >>> import numpy as np
+        >>> m = Recommender()
+        >>> m.item_ids_ = np.array(["a", "b", "c"], dtype=object)
+        >>> m.seen_indptr_, m.seen_indices_ = np.array([0, 2, 3]), np.array([0, 2, 1])
+        >>> m.history_matrix(np.array([1, 0])).tolist()
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]
+        """
+        rows, cols = self._seen_pairs(np.asarray(users, dtype=np.int64))
+        out = torch.zeros(len(users), len(self.item_ids_), device=device)
+        out[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = 1.0
+        return out
+
+    def _mask_seen(self, scores: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+        rows, cols = self._seen_pairs(users)
         scores = scores.clone()
         scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(cols, device=scores.device)] = float("-inf")
         return scores
@@ -275,6 +327,16 @@ class Recommender:
         self._check_fitted()
         digest = _tensor_digest(self._state())
         return f"{self.kind}-{digest}"
+
+
+def _top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest ``k`` scores per row, ties broken by column (catalogue) position.
+
+    >>> _top_k(torch.tensor([[1.0, 3.0, 3.0, 2.0]]), 2)[1].tolist()
+    [[1, 2]]
+    """
+    values, idx = torch.sort(scores, dim=1, descending=True, stable=True)
+    return values[:, :k], idx[:, :k]
 
 
 def _file_sha256(path: Path) -> str:
@@ -348,6 +410,13 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{CONFIG_FILE} is not valid JSON ({err})"))
+    missing = [key for key in _REQUIRED_KEYS if not isinstance(config, dict) or key not in config]
+    if missing:
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, _MISSING_KEYS.format(CONFIG_FILE, missing)))
+    if config["format_version"] != FORMAT_VERSION:
+        raise ModelFolderError(
+            _NOT_A_MODEL.format(directory, f"format_version {config['format_version']} is not {FORMAT_VERSION}")
+        )
     if config.get("kind") not in _REGISTRY:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"unknown model kind {config.get('kind')!r}"))
     if config.get("weights_sha256") != _file_sha256(weights_path):
@@ -357,7 +426,9 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
     if dataset is not None and dataset.fingerprint() != config["data_fingerprint"]:
         raise ModelFolderError(_WRONG_DATA.format(directory, config["data_fingerprint"], dataset.fingerprint()))
     try:
-        tensors = load_file(str(weights_path))
+        # Fresh, allocator-aligned copies: tensors in the file buffer may be misaligned,
+        # which makes some CPU kernels round differently from the model before saving.
+        tensors = {name: t.clone() for name, t in load_file(str(weights_path)).items()}
     except (SafetensorError, OSError) as err:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{WEIGHTS_FILE} is not a safetensors file ({err})"))
     model = _REGISTRY[config["kind"]]._from_config(config)

@@ -1,0 +1,405 @@
+"""The LLM recommender: a two-tower model over frozen language-model text embeddings.
+
+Item tower
+    ``v_i = W_t e_i + id_i`` and bias ``b_i = w_b . e_i + idb_i``, where ``e_i`` is the
+    frozen embedding of the item's text (:func:`item_texts`) and ``id_i`` / ``idb_i`` are
+    learned per-item terms. During training the ID terms are dropped at random
+    (``id_dropout``) so the text alone must carry signal; items never seen in training
+    have no ID terms and are scored from their text alone (cold start).
+User tower
+    ``u = user_u + pool(history) [+ W_p p_u]``: a learned user embedding, the history
+    pooled as ``sum_i h_ui (H_t e_i + hid_i) / sqrt(sum_i h_ui)`` with a separate history
+    projection, and (with ``use_profile=True``) the projected embedding ``p_u`` of a
+    profile text stating the user's attributes, e.g.
+    ``"A user. Gender: F. Age band: 25-34. Region: South."``.
+Score
+    ``s_ui = u . v_i + b_i``. Trained per batch of users: a random part of each history
+    is held out, the rest is pooled as input, and the held-out items are the targets of
+    a softmax over the whole catalogue (``loss="full"``) or over the batch's held-out
+    items with logQ popularity correction (``loss="in_batch"``, large catalogues); items
+    already in the input are excluded, as seen items are at recommendation time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Literal, Mapping, Sequence, get_args
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fairaudit.data import UNKNOWN, Dataset, Split
+from fairaudit.models._base import Progress, ProgressCallback, Recommender, register, resolve_device
+from fairaudit.models._encoder import TextEncoder, get_encoder, item_texts
+
+Loss = Literal["auto", "full", "in_batch"]
+LOSSES: tuple[str, ...] = get_args(Loss)
+#: Catalogue size up to which ``loss="auto"`` uses the exact full softmax.
+FULL_SOFTMAX_MAX_ITEMS = 50_000
+
+_BAD_LOSS = "loss must be one of {0}, got {1!r}"
+_UNKNOWN_OVERRIDE = (
+    "attribute_overrides names {0}, which is not a profile attribute of this model; "
+    "profile_attributes are {1}"
+)
+
+
+def profile_texts(values: pd.DataFrame) -> list[str]:
+    """The profile sentence for each row of ``values`` (one column per attribute).
+
+    >>> profile_texts(pd.DataFrame({"gender": ["F"], "age_band": ["25-34"]}))
+    ['A user. Gender: F. Age band: 25-34.']
+    """
+    text = pd.Series("A user.", index=values.index)
+    for column in values.columns:
+        text = text + f" {column.replace('_', ' ').capitalize()}: " + values[column].astype(str) + "."
+    return text.tolist()
+
+
+class _TwoTower(nn.Module):
+    def __init__(self, n_users: int, n_items: int, text_dim: int, dim: int, use_profile: bool) -> None:
+        super().__init__()
+        self.item_text = nn.Linear(text_dim, dim)
+        self.item_bias_text = nn.Linear(text_dim, 1)
+        self.hist_text = nn.Linear(text_dim, dim)
+        self.item_id = nn.Embedding(n_items, dim)
+        self.item_bias_id = nn.Embedding(n_items, 1)
+        self.hist_id = nn.Embedding(n_items, dim)
+        self.user_id = nn.Embedding(n_users, dim)
+        self.profile = nn.Linear(text_dim, dim) if use_profile else None
+        for emb in (self.item_id, self.item_bias_id, self.hist_id, self.user_id):
+            nn.init.zeros_(emb.weight)
+
+    def items(self, text: torch.Tensor, id_keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Item vectors, item biases and history vectors; ``id_keep`` (n_items x 1) gates the ID terms."""
+        vec = self.item_text(text) + id_keep * self.item_id.weight
+        bias = self.item_bias_text(text).squeeze(1) + id_keep.squeeze(1) * self.item_bias_id.weight.squeeze(1)
+        hist = self.hist_text(text) + id_keep * self.hist_id.weight
+        return vec, bias, hist
+
+
+@register
+class LLMRecommender(Recommender):
+    """Two-tower recommender over frozen transformer text embeddings (see module docstring).
+
+    Parameters
+    ----------
+    encoder : str, optional
+        Local Hugging Face model folder; ``None`` = the packaged all-MiniLM-L6-v2.
+    dim : int
+        Size of the user and item vectors.
+    epochs, batch_size, lr, weight_decay
+        Adam training settings; one epoch is one pass over the users with training
+        interactions, in batches of ``batch_size`` users.
+    id_dropout : float
+        Probability of dropping an item's (and a user's) ID terms per training step.
+    holdout : float
+        Share of each user's history held out per step as prediction targets (the rest
+        is the pooled input); this is how the history tower learns to generalise.
+    loss : {"auto", "full", "in_batch"}
+        Softmax over the whole catalogue, or sampled softmax over the items held out
+        in the batch with logQ popularity correction; ``"auto"`` picks full up to
+        ``FULL_SOFTMAX_MAX_ITEMS`` items.
+    use_profile : bool
+        Add the embedding of a profile text stating the user's attributes.
+    profile_attributes : sequence of str
+        User columns stated in the profile text (missing columns read ``unknown``).
+    device : str
+        ``"auto"`` (CUDA when available, mixed precision there) or a torch device.
+    seed : int
+        Seeds initialisation, shuffling and dropout; CPU results are deterministic.
+
+    Attributes
+    ----------
+    encoder : TextEncoder
+        The text encoder (``encoder.encode(texts)``), loaded lazily; SHAP text
+        explanations re-encode modified item texts with it.
+    item_text_embeddings_ : Tensor
+        Frozen item text embeddings (items x text dim), saved with the model.
+
+    Examples
+    --------
+    >>> model = LLMRecommender(dim=16, epochs=2)
+    >>> model.get_params()["use_profile"]
+    False
+    """
+
+    kind = "llm"
+    supports_cold_items = True
+
+    def __init__(
+        self,
+        encoder: str | None = None,
+        dim: int = 64,
+        epochs: int = 120,
+        batch_size: int = 512,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        id_dropout: float = 0.1,
+        holdout: float = 0.2,
+        loss: Loss = "auto",
+        use_profile: bool = False,
+        profile_attributes: Sequence[str] = ("gender", "age_band", "region"),
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        self.encoder_name = encoder
+        self.dim = dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.id_dropout = id_dropout
+        self.holdout = holdout
+        self.loss = loss
+        self.use_profile = use_profile
+        self.profile_attributes = tuple(profile_attributes)
+        self.device = device
+        self.seed = seed
+
+    def get_params(self) -> dict:
+        """Hyper-parameters; ``encoder`` is reported as the folder given (None = default)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: self.encoder_name if name == "encoder" else getattr(self, name) for name in names}
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The (shared, lazily loaded) :class:`TextEncoder` this model reads text with."""
+        return get_encoder(self.encoder_name, self.device)
+
+    # ---- training ---------------------------------------------------------------------
+    def _profile_codes(self, dataset: Dataset) -> None:
+        users = dataset.users
+        categories, codes = {}, []
+        for attr in self.profile_attributes:
+            column = users[attr].astype(str) if attr in users else pd.Series(UNKNOWN, index=users.index)
+            cat = pd.Categorical(column)
+            categories[attr] = [str(c) for c in cat.categories]
+            codes.append(cat.codes.astype(np.int64))
+        self.profile_categories_ = categories
+        self.profile_codes_ = torch.as_tensor(np.stack(codes, axis=1) if codes else np.zeros((len(users), 0), np.int64))
+
+    def _profile_values(self, attribute_overrides: Mapping[str, str] | None, users: np.ndarray) -> pd.DataFrame:
+        codes = self.profile_codes_[torch.as_tensor(users)].numpy()
+        values = pd.DataFrame(
+            {
+                attr: np.asarray(self.profile_categories_[attr], dtype=object)[codes[:, j]]
+                for j, attr in enumerate(self.profile_attributes)
+            }
+        )
+        for attr, value in (attribute_overrides or {}).items():
+            if attr not in self.profile_attributes:
+                raise KeyError(_UNKNOWN_OVERRIDE.format(attr, list(self.profile_attributes)))
+            values[attr] = str(value)
+        return values
+
+    def _profile_embeddings(self, users: np.ndarray, attribute_overrides: Mapping[str, str] | None) -> torch.Tensor:
+        """Profile text embeddings of ``users`` (encodes only the few distinct texts)."""
+        texts = pd.Series(profile_texts(self._profile_values(attribute_overrides, users)))
+        codes, uniques = pd.factorize(texts)
+        known = dict(zip(self.profile_texts_, range(len(self.profile_texts_))))
+        if all(t in known for t in uniques):
+            table = self.profile_embeddings_[torch.as_tensor([known[t] for t in uniques], dtype=torch.long)]
+        else:
+            table = torch.from_numpy(self.encoder.encode(list(uniques)))
+        return table[torch.as_tensor(codes, dtype=torch.long)]
+
+    def _fit(
+        self,
+        dataset: Dataset,
+        split: Split,
+        train_users: np.ndarray,
+        train_items: np.ndarray,
+        progress: ProgressCallback | None,
+    ) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(_BAD_LOSS.format(LOSSES, self.loss))
+        device = resolve_device(self.device)
+        n_users, n_items = len(self.user_ids_), len(self.item_ids_)
+        self.item_text_embeddings_ = torch.from_numpy(self.encoder.encode(item_texts(dataset))).clone()
+        self.encoder_identity_ = self.encoder.identity
+        if self.use_profile:
+            self._profile_codes(dataset)
+            all_texts = pd.Series(profile_texts(self._profile_values(None, np.arange(n_users))))
+            self.profile_texts_ = sorted(set(all_texts))
+            self.profile_embeddings_ = torch.from_numpy(self.encoder.encode(self.profile_texts_)).clone()
+        counts = torch.bincount(torch.as_tensor(train_items), minlength=n_items)
+        self.item_trained_ = counts > 0
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            net = _TwoTower(n_users, n_items, self.item_text_embeddings_.shape[1], self.dim, self.use_profile)
+        net = net.to(device)
+        gen = torch.Generator().manual_seed(self.seed)
+        text = self.item_text_embeddings_.to(device)
+        trained = self.item_trained_.to(device)
+        profile = self._profile_embeddings(np.arange(n_users), None).to(device) if self.use_profile else None
+        log_q = torch.log(counts.float().clamp_min(1) / counts.sum()).to(device)
+        full = self.loss == "full" or (self.loss == "auto" and n_items <= FULL_SOFTMAX_MAX_ITEMS)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        active = np.unique(train_users)
+        start = time.perf_counter()
+        for epoch in range(self.epochs):
+            order = active[torch.randperm(len(active), generator=gen).numpy()]
+            total, n_batches = 0.0, 0
+            for b in range(0, len(order), self.batch_size):
+                bu = order[b : b + self.batch_size]
+                history = self.history_matrix(bu)
+                # Hold out part of each history: the model learns to predict it from the rest.
+                held = (torch.rand(history.shape, generator=gen) < self.holdout) & (history > 0)
+                id_keep = torch.rand(n_items, 1, generator=gen) >= self.id_dropout
+                user_keep = torch.rand(len(bu), 1, generator=gen) >= self.id_dropout
+                held, id_keep, user_keep = held.to(device), id_keep.to(device), user_keep.to(device)
+                inputs = history.to(device) * ~held
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    vec, bias, hist = net.items(text, id_keep & trained[:, None])
+                    pooled = (inputs @ hist) / inputs.sum(1, keepdim=True).clamp_min(1).sqrt()
+                    user = user_keep * net.user_id(torch.as_tensor(bu, device=device)) + pooled
+                    if profile is not None:
+                        user = user + net.profile(profile[torch.as_tensor(bu, device=device)])
+                    if full:
+                        candidates, targets = slice(None), held
+                        excluded = (inputs > 0) | ~trained
+                        logits = user @ vec.T + bias
+                    else:  # in-batch: the batch's held-out items are the candidates, logQ-corrected
+                        candidates = torch.nonzero(held.any(0)).squeeze(1)
+                        targets, excluded = held[:, candidates], inputs[:, candidates] > 0
+                        logits = user @ vec[candidates].T + bias[candidates] - log_q[candidates]
+                    logp = torch.log_softmax(logits.float().masked_fill(excluded, -1e9), dim=1)
+                    n_held = targets.sum(1)
+                    per_user = -(logp * targets).sum(1) / n_held.clamp_min(1)
+                    loss = per_user[n_held > 0].mean() if bool((n_held > 0).any()) else logp.sum() * 0.0
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                n_batches += 1
+            if progress is not None:
+                progress(Progress(epoch + 1, self.epochs, total / max(n_batches, 1), time.perf_counter() - start))
+        # Rebuild from a detached copy of the weights, exactly as load_model does, so a
+        # fitted and a reloaded model compute bit-identical scores.
+        self._set_net({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+
+    def _set_net(self, weights: dict[str, torch.Tensor]) -> None:
+        net = _TwoTower(
+            len(self.user_ids_), len(self.item_ids_), self.item_text_embeddings_.shape[1], self.dim, self.use_profile
+        )
+        net.load_state_dict(weights)
+        self.net_ = net.eval()
+
+    # ---- scoring ----------------------------------------------------------------------
+    def _item_side(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.net_.items(self.item_text_embeddings_, self.item_trained_[:, None].float())
+
+    def score_with_history(
+        self,
+        user_idx: np.ndarray,
+        history_weights: torch.Tensor,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> torch.Tensor:
+        """Scores of all items (len(user_idx) x n_items) for arbitrary input histories.
+
+        Parameters
+        ----------
+        user_idx : array of int
+            Row positions of the users (``user_positions(user_ids)``); selects the
+            learned user embedding and the profile.
+        history_weights : Tensor
+            (len(user_idx) x n_items), dense or sparse, the weight of each item in the
+            pooled history: the training history is 0/1 rows of ``history_matrix``; for
+            SHAP, zero out (mask) items to remove them from a user's history.
+        attribute_overrides : mapping, optional
+            Profile attributes to replace (e.g. ``{"gender": "M"}``); ignored without
+            ``use_profile``.
+
+        Returns
+        -------
+        Tensor
+            float32 scores; equals ``score`` when ``history_weights`` is the training history.
+        """
+        vec, bias, hist = self._item_side()
+        return self._user_vectors(user_idx, history_weights, attribute_overrides, hist) @ vec.T + bias
+
+    def _user_vectors(
+        self,
+        user_idx: np.ndarray,
+        history_weights: torch.Tensor,
+        attribute_overrides: Mapping[str, str] | None,
+        hist: torch.Tensor,
+    ) -> torch.Tensor:
+        """User-tower output for arbitrary input histories (see :meth:`score_with_history`)."""
+        self._check_fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        weights = history_weights.to_dense() if history_weights.is_sparse else history_weights
+        weights = weights.float()
+        pooled = (weights @ hist) / weights.sum(1).clamp_min(1).sqrt()[:, None]
+        user = self.net_.user_id.weight[torch.as_tensor(user_idx)] + pooled
+        if self.use_profile:
+            user = user + self.net_.profile(self._profile_embeddings(user_idx, attribute_overrides))
+        return user
+
+    def score_text_variants(
+        self,
+        user_idx: np.ndarray,
+        item_idx: int,
+        text_embeddings: torch.Tensor,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> torch.Tensor:
+        """Scores (len(user_idx) x len(text_embeddings)) of item ``item_idx`` with its text embedding replaced.
+
+        Only the text part of the item tower changes (its learned ID terms stay), so a row equal
+        to the item's own text embedding gives ``score``. Used by SHAP explanations of the words of
+        an item's text (``fairaudit.explain.explain_item_text``).
+        """
+        vec, bias, hist = self._item_side()
+        user = self._user_vectors(user_idx, self.history_matrix(np.asarray(user_idx)), attribute_overrides, hist)
+        text = torch.as_tensor(text_embeddings, dtype=torch.float32)
+        own = self.item_text_embeddings_[item_idx : item_idx + 1].float()
+        variant_vec = vec[item_idx] + self.net_.item_text(text) - self.net_.item_text(own)
+        variant_bias = bias[item_idx] + (self.net_.item_bias_text(text) - self.net_.item_bias_text(own)).squeeze(1)
+        return user @ variant_vec.T + variant_bias
+
+    def _score_indices(
+        self,
+        user_idx: np.ndarray,
+        item_idx: np.ndarray | None,
+        attribute_overrides: Mapping[str, str] | None = None,
+    ) -> torch.Tensor:
+        scores = self.score_with_history(user_idx, self.history_matrix(user_idx), attribute_overrides)
+        return scores if item_idx is None else scores[:, torch.as_tensor(item_idx)]
+
+    # ---- persistence ------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        state = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
+        state["item_text_embeddings"] = self.item_text_embeddings_
+        state["item_trained"] = self.item_trained_
+        if self.use_profile:
+            state["profile_codes"] = self.profile_codes_
+            state["profile_embeddings"] = self.profile_embeddings_
+        return state
+
+    def _extra_config(self) -> dict:
+        extra = {
+            "encoder": {
+                "name": self.encoder.name,
+                "path": str(self.encoder.path),
+                "identity": self.encoder_identity_,
+            }
+        }
+        if self.use_profile:
+            extra["profile"] = {"categories": self.profile_categories_, "texts": self.profile_texts_}
+        return extra
+
+    def _load_state(self, tensors: dict[str, torch.Tensor], config: dict) -> None:
+        self.item_text_embeddings_ = tensors["item_text_embeddings"]
+        self.item_trained_ = tensors["item_trained"]
+        self.encoder_identity_ = config["encoder"]["identity"]
+        if self.use_profile:
+            self.profile_codes_ = tensors["profile_codes"]
+            self.profile_embeddings_ = tensors["profile_embeddings"]
+            self.profile_categories_ = config["profile"]["categories"]
+            self.profile_texts_ = config["profile"]["texts"]
+        self._set_net({k.removeprefix("net."): v for k, v in tensors.items() if k.startswith("net.")})
