@@ -1,0 +1,83 @@
+"""Explanation tables added to a real audit folder."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.data import make_split
+from fairaudit.explain import (
+    DECOMPOSITION_COLUMNS,
+    DRIVER_COLUMNS,
+    EXPLANATION_FILES,
+    PROBE_COLUMNS,
+    add_explanations_to_audit,
+)
+from fairaudit.models import create_model
+from fairaudit.models._popularity import PopularityRecommender
+from tests.conftest import make_tiny_dataset
+
+
+class GenderOnlyProfile(PopularityRecommender):
+    """Popularity that, like a profile-reading model, refuses overrides of attributes it does not state."""
+
+    kind = "gender_only_test"
+
+    def _score_indices(self, user_idx, item_idx, attribute_overrides=None):
+        unknown = set(attribute_overrides or {}) - {"gender"}
+        if unknown:
+            raise KeyError(f"attribute_overrides names {sorted(unknown)}")
+        return super()._score_indices(user_idx, item_idx, attribute_overrides)
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    data = make_tiny_dataset(n_users=80, n_items=30)
+    split = make_split(data, "random", seed=0)
+    models = {"pop": create_model("popularity").fit(data, split), "knn": create_model("itemknn").fit(data, split)}
+    config = AuditConfig(k=5, attributes=("gender", "age_band"), bootstrap_rounds=50, embedding_diversity=False)
+    folder = write_audit(run_audit(data, split, models, config), tmp_path_factory.mktemp("audit"))
+    return data, split, models, folder
+
+
+def test_surrogate_tables_are_written_per_model_with_their_fit(audited):
+    data, _, _, folder = audited
+    written = add_explanations_to_audit(folder, data, metrics=("ndcg", "recall"), attributes=("gender", "age_band"))
+    assert set(written) == {"drivers", "decomposition", "settings"}  # no models given: no probes
+    drivers = pd.read_csv(folder / EXPLANATION_FILES["drivers"])
+    assert list(drivers.columns) == ["model", *DRIVER_COLUMNS]
+    assert set(drivers["model"]) == {"pop", "knn"} and set(drivers["metric"]) == {"ndcg", "recall"}
+    assert drivers.groupby(["model", "metric"])["r2"].nunique().eq(1).all()
+    assert {"gender", "age_band", "n_interactions", "mean_popularity", "genre_entropy", "account_age_days"} == set(
+        drivers["feature"]
+    )
+    decomposition = pd.read_csv(folder / EXPLANATION_FILES["decomposition"])
+    assert list(decomposition.columns) == ["model", *DECOMPOSITION_COLUMNS]
+    assert set(decomposition["attribute"]) == {"gender", "age_band"}
+    settings = json.loads((folder / EXPLANATION_FILES["settings"]).read_text())
+    assert settings["seed"] == 0 and settings["bootstrap_rounds"] == 50 and settings["k"] == 5
+
+
+def test_probes_are_added_and_unstated_attributes_are_skipped(audited):
+    data, split, models, folder = audited
+    models = {**models, "gender-only": GenderOnlyProfile().fit(data, split)}
+    add_explanations_to_audit(folder, data, models, attributes=("gender", "age_band"), probe_users=40)
+    probes = pd.read_csv(folder / EXPLANATION_FILES["probes"])
+    assert list(probes.columns) == ["model", *PROBE_COLUMNS]
+    pairs = set(map(tuple, probes[["model", "attribute"]].drop_duplicates().to_numpy()))
+    assert pairs == {("pop", "gender"), ("pop", "age_band"), ("knn", "gender"), ("knn", "age_band"),
+                     ("gender-only", "gender")}  # fmt: skip
+    assert (probes.loc[probes["metric"] == "jaccard", "estimate"] == 1.0).all()  # all three ignore attributes
+    skipped = json.loads((folder / EXPLANATION_FILES["settings"]).read_text())["skipped_probes"]
+    assert [(s["model"], s["attribute"]) for s in skipped] == [("gender-only", "age_band")]
+
+
+def test_unknown_metric_and_missing_audit_are_refused(audited, tmp_path):
+    data, _, _, folder = audited
+    with pytest.raises(ValueError, match="Metric 'ndcg2' is not a column of user_metrics.parquet"):
+        add_explanations_to_audit(folder, data, metrics=("ndcg2",))
+    with pytest.raises(FileNotFoundError, match="lacks user_metrics.parquet"):
+        add_explanations_to_audit(tmp_path, data)
