@@ -1,0 +1,255 @@
+"""Dashboard benchmark, in a real browser: page load -> first audit chart, and a slice change.
+
+Starts ``streamlit run app.py`` on a free port with a fresh workspace, trains two quick baselines
+through the UI (so the server holds them in its model cache), then, in fresh browser sessions:
+
+- **first chart**: from ``page.goto(<app>/audit)`` in a fresh browser session (the browser boots
+  Streamlit's frontend) to the first plotly chart drawn, with the model cached and (a) the audit not
+  yet computed for this configuration ("cold audit") and (b) the audit cached by an earlier session
+  ("cached audit"); and from clicking *Audit* in the sidebar of a running session. Target <= 3 s.
+- **slice change**: adding a user attribute in the sidebar until its charts are drawn (the audit is
+  only filtered). Target <= 1 s.
+
+Run: ``python -m bench.bench_dashboard [--repeats 5] [--shots DIR]``. Needs Debian's Chromium
+(``/usr/bin/chromium``) and the ``playwright`` package (never ``playwright install``).
+The same helpers drive ``tests/test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+#: Streamlit drops content below the viewport from full-page screenshots; a tall viewport keeps it.
+VIEWPORT = {"width": 1400, "height": 2400}
+TARGET_FIRST_CHART_S, TARGET_SLICE_S = 3.0, 1.0
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def dashboard(workspace: Path, *, timeout_s: float = 60) -> Iterator[str]:
+    """Run ``streamlit run app.py`` headless on a free port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "FAIRAUDIT_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(workspace.parent / f"streamlit-{port}.log", "wb")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not become healthy; see {log.name}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextmanager
+def browser() -> Iterator[object]:
+    """Debian's Chromium through Playwright's sync API (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def new_page(chromium, url: str, path: str = ""):
+    page = chromium.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/{path}")
+    return page
+
+
+def idle(page, timeout_ms: float = 60_000) -> None:
+    """Wait until Streamlit has finished the current script run (its status widget is gone)."""
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_ms)
+
+
+def go(page, title: str) -> None:
+    """Switch page through the sidebar navigation (keeps the browser session and its state)."""
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+    idle(page)
+
+
+def choose(page, label: str, option: str, *, scope=None) -> None:
+    """Pick ``option`` in the select box or multiselect labelled ``label``."""
+    (scope or page).get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def train(page, kind: str) -> None:
+    go(page, "Model")
+    if kind != "popularity":
+        choose(page, "Model kind", kind)
+        idle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.locator('[data-testid="stAlert"]', has_text=f"Trained and saved {kind}-").wait_for(timeout=120_000)
+    idle(page)
+
+
+def charts(page) -> int:
+    return page.locator(CHART).count()
+
+
+def time_first_chart(chromium, url: str) -> tuple[float, float]:
+    """Seconds from navigating a fresh session to ``/audit`` until its first chart is visible, and
+    the CPU seconds the page's renderer main thread spent meanwhile (Chrome's ``TaskDuration``)."""
+    page = chromium.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(120_000)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    start = time.perf_counter()
+    page.goto(f"{url}/audit")
+    page.locator(CHART).first.wait_for(state="visible")
+    elapsed = time.perf_counter() - start
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    idle(page)
+    page.close()
+    return elapsed, metrics["TaskDuration"]
+
+
+def time_navigation(page) -> float:
+    """Seconds from clicking Audit in the sidebar (coming from Data) until its first chart is visible."""
+    go(page, "Data")
+    start = time.perf_counter()
+    page.locator('[data-testid="stSidebarNavLink"]', has_text="Audit").first.click()
+    page.locator(CHART).first.wait_for(state="visible")
+    elapsed = time.perf_counter() - start
+    idle(page)
+    return elapsed
+
+
+def time_slice_change(page, attribute: str) -> float:
+    """Seconds from adding ``attribute`` in the sidebar until the page has redrawn with its charts."""
+    before = charts(page)
+    start = time.perf_counter()
+    choose(page, "User attributes", attribute, scope=page.locator('[data-testid="stSidebar"]'))
+    wait_for_charts(page, f"> {before}")
+    elapsed = time.perf_counter() - start
+    page.keyboard.press("Escape")
+    return elapsed
+
+
+def wait_for_charts(page, condition: str) -> None:
+    """Wait until the chart count satisfies ``condition`` (e.g. ``'> 5'``) and the run has finished."""
+    page.wait_for_function(f"document.querySelectorAll('{CHART}').length {condition}", timeout=60_000)
+    idle(page)
+
+
+def remove_attribute(page, attribute: str) -> None:
+    before = charts(page)
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name=f"Remove {attribute}").click()
+    wait_for_charts(page, f"< {before}")
+
+
+def server_script_s(workspace: Path, repeats: int) -> list[float]:
+    """Seconds the Audit page's script takes for a new session with warm caches (AppTest, no browser)."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["FAIRAUDIT_WORKSPACE"] = str(workspace)
+    warm = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    warm.run()
+    warm.switch_page("pages/audit.py").run()  # audits the sidebar's model into this process's cache
+    times = []
+    for _ in range(repeats):
+        session = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        session.run()
+        session.switch_page("pages/audit.py")
+        start = time.perf_counter()
+        session.run()
+        times.append(time.perf_counter() - start)
+        assert session.get("plotly_chart"), "the Audit page drew no chart"
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions of each measurement")
+    parser.add_argument("--shots", type=Path, default=ROOT / "bench" / "out", help="folder for screenshots")
+    args = parser.parse_args()
+    args.shots.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix="bench-dashboard-")) / "ws"
+    with dashboard(workspace) as url, browser() as chromium:
+        page = new_page(chromium, url)
+        page.get_by_text("Current dataset").wait_for()
+        for kind in ("popularity", "itemknn"):
+            train(page, kind)
+        page.close()
+        cold = [time_first_chart(chromium, url)]  # first audit of this model: computed in the session
+        cached = [time_first_chart(chromium, url) for _ in range(args.repeats)]
+        browser_cpu = [cpu for _, cpu in cached]
+        cold, cached = [wall for wall, _ in cold], [wall for wall, _ in cached]
+        page = new_page(chromium, url, "audit")
+        page.locator(CHART).first.wait_for()
+        idle(page)
+        navigations = [time_navigation(page) for _ in range(args.repeats)]
+        slices = []
+        for _ in range(args.repeats):
+            slices.append(time_slice_change(page, "age_band"))
+            remove_attribute(page, "age_band")
+        page.screenshot(path=str(args.shots / "bench_audit.png"))
+    scripts = server_script_s(workspace, args.repeats)
+    report = {
+        "first chart, cold audit (s)": cold[0],
+        "first chart, cached audit (s, median)": statistics.median(cached),
+        "  of which browser main-thread CPU (s, median)": statistics.median(browser_cpu),
+        "first chart after clicking Audit in a running session (s, median)": statistics.median(navigations),
+        "slice change (s, median)": statistics.median(slices),
+        "Audit page script, new session, warm caches (s, median; no browser)": statistics.median(scripts),
+    }
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
+    for name, value in report.items():
+        print(f"{name}: {value:.2f}")
+    for name, runs in (("cached first chart", cached), ("navigation", navigations), ("slice", slices),
+                       ("script", scripts)):
+        print(f"all {name} runs: {[round(x, 2) for x in runs]}")
+    print(f"targets: first chart <= {TARGET_FIRST_CHART_S} s, slice change <= {TARGET_SLICE_S} s")
+
+
+if __name__ == "__main__":
+    main()

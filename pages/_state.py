@@ -1,0 +1,320 @@
+"""Session state, cached loaders and small drawing helpers shared by every page.
+
+Only glue lives here: reading the session, calling ``fairaudit`` through Streamlit's caches
+and showing errors as messages. Everything computed comes from ``fairaudit``.
+
+Caching rules: datasets, splits and audit tables go through ``st.cache_data`` keyed by
+content (file paths inside the session's private folder, fingerprints, configs); fitted
+models through ``st.cache_resource`` keyed by folder and weights checksum. Unhashable
+arguments carry a leading underscore and are always accompanied by a hashable key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import streamlit as st
+
+from fairaudit.audit import AuditConfig, AuditResult, common_split, default_attributes, run_audit
+from fairaudit.data import DataError, Dataset, Split
+from fairaudit.models import ModelFolderError, Recommender, load_model
+from fairaudit.report import safe_csv
+# MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
+from fairaudit.workspace import MIN_GROUP_SIZE, SavedModel, Workspace, new_session_id  # noqa: F401
+
+SAMPLE_LABEL = "Sample data (bundled)"
+K_CHOICES = (5, 10, 20)
+DEFAULT_K = 10
+#: Bootstrap rounds of dashboard audits (the CLI uses 1000); changeable on the Audit page.
+DEFAULT_ROUNDS = 200
+#: Split used for training and auditing in the dashboard (same as the CLI defaults).
+SPLIT_METHOD, SPLIT_SEED = "random", 0
+#: Errors from bad input that pages show as messages; anything else is a bug and surfaces.
+USER_ERRORS = (DataError, ModelFolderError, ValueError, KeyError, FileNotFoundError)
+
+NO_MODEL_HINT = "No model yet for this dataset: train one (or load a saved folder) on the **Model** page."
+NO_ATTRIBUTES = (
+    "This dataset has no user attributes (its users table has only user_id), so there are no groups to "
+    "audit by. Upload a users table with columns such as gender, age or zip on the **Data** page."
+)
+
+
+def init_state() -> None:
+    """Create this browser session's state once: its private id and its datasets/models."""
+    ss = st.session_state
+    ss.setdefault("session_id", new_session_id())
+    # label -> {"kind": "sample"} | {"kind": "files", ...} | {"kind": "folder", "path": ...}
+    ss.setdefault("datasets", {SAMPLE_LABEL: {"kind": "sample"}})
+    # model folders the analyst loaded by path this session (trained ones are found in the workspace)
+    ss.setdefault("loaded_models", [])
+    ss.setdefault("intersections", [])
+    ss.setdefault("audit_rounds", DEFAULT_ROUNDS)
+
+
+def workspace() -> Workspace:
+    return Workspace.from_env()
+
+
+def content_hash(content: bytes) -> str:
+    """Short content hash put into saved upload names, so a re-upload never hits a stale cache."""
+    return hashlib.sha256(content).hexdigest()[:10]
+
+
+def _keep(key: str) -> None:
+    st.session_state[key] = st.session_state[f"_w_{key}"]
+
+
+def bound(widget: Any, label: str, key: str, *args: Any, **kwargs: Any) -> Any:
+    """Draw ``widget`` whose value lives in ``st.session_state[key]``, not in the widget itself.
+
+    Widget state is dropped when a widget is not drawn in a run (e.g. after a page switch, since
+    the sidebar is drawn by each page); the plain ``key`` survives, so selections carry over.
+    """
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return widget(label, *args, key=f"_w_{key}", on_change=_keep, args=(key,), **kwargs)
+
+
+def sidebar() -> None:
+    """The shared selections; pages read them from ``st.session_state`` by key
+    (``dataset``, ``model``, ``attributes``, ``k``)."""
+    ss = st.session_state
+    with st.sidebar:
+        st.markdown("### FairAudit")
+        labels = list(ss["datasets"])
+        if "select_dataset" in ss:  # set by the Data page after a successful upload
+            ss["dataset"] = ss.pop("select_dataset")
+        if ss.get("dataset") not in labels:
+            ss["dataset"] = labels[0]
+        bound(st.selectbox, "Dataset", "dataset", labels, help="Add datasets on the Data page.")
+        dataset = current_dataset()
+        if dataset is None:
+            return
+        models = list(available_models())
+        if ss.get("select_model") in models:  # set by the Model page after training or loading
+            ss["model"] = ss.pop("select_model")
+        if ss.get("model") not in models:
+            ss["model"] = models[0] if models else None
+        bound(st.selectbox, "Model", "model", models, placeholder="train one on the Model page",
+               help="Models saved in the workspace for this dataset, and folders you loaded.")
+        choices = attribute_choices(dataset)
+        ss["attributes"] = [a for a in ss.get("attributes", choices[:1]) if a in choices] or choices[:1]
+        bound(st.multiselect, "User attributes", "attributes", choices,
+               help="Groups to audit by. Add intersections (e.g. gender × age band) on the Audit page.")
+        ss.setdefault("k", DEFAULT_K)
+        bound(st.radio, "K (list length)", "k", list(K_CHOICES), horizontal=True)
+
+
+def start_page() -> None:
+    """First call of every page: session state and the shared sidebar."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    init_state()
+    sidebar()
+
+
+# ---- data ----------------------------------------------------------------------------------
+SpecKey = tuple  # hashable form of a dataset entry: (kind, files or path, mapping, name)
+
+
+def spec_key(spec: dict) -> SpecKey:
+    """Hashable cache key of a session dataset entry (paths lie in the session's private folder)."""
+    mapping = tuple(sorted(spec.get("mapping", {}).items()))
+    files = tuple(sorted(spec.get("files", {}).items()))
+    return (spec["kind"], files, spec.get("path", ""), mapping, spec.get("name", ""))
+
+
+@st.cache_data(show_spinner="Loading and validating the data…", max_entries=8)
+def _dataset(key: SpecKey) -> Dataset:
+    kind, files, path, mapping, name = key
+    if kind == "sample":
+        from fairaudit.data import load_sample
+
+        return load_sample()
+    if kind == "files":
+        from fairaudit.data import load_tables
+
+        paths = dict(files)
+        return load_tables(
+            paths["interactions"], paths.get("users"), paths.get("items"), mapping=dict(mapping) or None, name=name
+        )
+    from fairaudit.data import load_dataset
+
+    return load_dataset(path, mapping=dict(mapping) or None)
+
+
+@st.cache_data(max_entries=8)
+def _fingerprint(key: SpecKey) -> str:
+    return _dataset(key).fingerprint()
+
+
+def dataset_from_spec(spec: dict) -> Dataset:
+    """Load (cached) the dataset a session entry describes; raises ``DataError`` on bad input."""
+    return _dataset(spec_key(spec))
+
+
+def current_spec() -> dict:
+    label = st.session_state.get("dataset", SAMPLE_LABEL)
+    return st.session_state["datasets"].get(label, {"kind": "sample"})
+
+
+def current_dataset() -> Dataset | None:
+    """The dataset chosen in the sidebar, or ``None`` after showing why it cannot load."""
+    label = st.session_state.get("dataset", SAMPLE_LABEL)
+    try:
+        return dataset_from_spec(current_spec())
+    except USER_ERRORS as err:
+        st.error(f"Could not load **{label}**:\n\n{err}\n\nFix the file and upload it again on the **Data** page.")
+    return None
+
+
+def current_fingerprint() -> str:
+    """Fingerprint of the sidebar's dataset, hashed once per dataset (not on every rerun)."""
+    return _fingerprint(spec_key(current_spec()))
+
+
+@st.cache_data(show_spinner="Splitting train/test…", max_entries=8)
+def _split(_dataset: Dataset, fingerprint: str, method: str, seed: int) -> Split:
+    from fairaudit.data import make_split
+
+    return make_split(_dataset, method, seed=seed)
+
+
+def split_for(dataset: Dataset) -> Split:
+    """The dashboard's deterministic train/test split of the sidebar's dataset (cached by fingerprint)."""
+    return _split(dataset, current_fingerprint(), SPLIT_METHOD, SPLIT_SEED)
+
+
+# ---- models --------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+def _model(path: str, weights_sha: str, data_fp: str, _dataset: Dataset) -> Recommender:
+    return load_model(path, _dataset)
+
+
+def _config(path: str | Path) -> dict:
+    try:
+        return json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def weights_checksum(path: str | Path) -> str:
+    """Checksum recorded in the folder's ``config.json`` (the cache key of a loaded model)."""
+    return str(_config(path).get("weights_sha256", ""))
+
+
+def model_at(path: str | Path, dataset: Dataset) -> Recommender:
+    """A fitted model loaded once per folder content and dataset; raises ``ModelFolderError``."""
+    return _model(str(path), weights_checksum(path), current_fingerprint(), dataset)
+
+
+def available_models() -> dict[str, str]:
+    """Label -> folder of every model usable with the sidebar's dataset: saved in the workspace or loaded."""
+    found: dict[str, str] = {m.label: str(m.path) for m in workspace().saved_models(current_fingerprint())}
+    for path in st.session_state.get("loaded_models", []):
+        if _config(path).get("data_fingerprint") == current_fingerprint():
+            found.setdefault(loaded_label(path), path)
+    return found
+
+
+def loaded_label(path: str | Path) -> str:
+    """Sidebar label of a folder loaded by path."""
+    return f"loaded-{Path(path).name}"
+
+
+def model_label(path: str | Path) -> str:
+    """Sidebar label of a model folder in the workspace (as ``SavedModel.label``)."""
+    kind = _config(path).get("kind", "?")
+    return SavedModel(Path(path), kind, {}, "", 0.0).label
+
+
+def selected_model(dataset: Dataset) -> tuple[str, Recommender] | None:
+    """(label, model) chosen in the sidebar; ``None`` after saying what to do."""
+    models = available_models()
+    label = st.session_state.get("model")
+    if not models or label not in models:
+        st.info(NO_MODEL_HINT)
+        return None
+    try:
+        return label, model_at(models[label], dataset)
+    except USER_ERRORS as err:
+        st.error(f"Could not load model **{label}**:\n\n{err}")
+        return None
+
+
+# ---- small drawing helpers -----------------------------------------------------------------
+@contextmanager
+def user_errors(what: str) -> Iterator[None]:
+    """Show expected failures (bad data, refused folders, bad options) as an error message."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        st.error(f"{what} failed:\n\n{err}")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV download of ``frame`` through fairaudit's formula-injection-safe writer."""
+    return safe_csv(frame)
+
+
+def chart(fig: Any, frame: pd.DataFrame, name: str, *, key: str) -> None:
+    """Draw a plotly figure with its data as a safe CSV download (PNG via the chart's camera icon)."""
+    st.plotly_chart(fig, key=f"fig_{key}", config={"toImageButtonOptions": {"format": "png", "filename": name}})
+    st.download_button(
+        f"Data as CSV ({name}.csv)", csv_bytes(frame), file_name=f"{name}.csv", mime="text/csv", key=f"csv_{key}"
+    )
+
+
+def attribute_choices(dataset: Dataset) -> list[str]:
+    """Sidebar options: the audit's default attributes, then the intersections the analyst added."""
+    plain = list(default_attributes(dataset))
+    extra = [i for i in st.session_state.get("intersections", []) if i not in plain]
+    return plain + extra
+
+
+def selected_attributes(dataset: Dataset) -> list[str]:
+    """The sidebar's attributes; stops the page with an explanation when the data has none."""
+    choices = attribute_choices(dataset)
+    if not choices:
+        st.info(NO_ATTRIBUTES)
+        st.stop()
+    return [a for a in st.session_state.get("attributes", []) if a in choices] or choices[:1]
+
+
+def selected_k() -> int:
+    return int(st.session_state.get("k", DEFAULT_K))
+
+
+# ---- audits --------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Auditing: recommending, bootstrapping group statistics, item exposure…", max_entries=16)
+def _audit(
+    _dataset: Dataset, _models: dict[str, Recommender], data_fp: str, model_keys: tuple, config_json: str
+) -> AuditResult:
+    """Cached by data fingerprint, model folders + checksums and the full config (never by session)."""
+    split = common_split(_dataset, _models)
+    return run_audit(_dataset, split, _models, AuditConfig.from_dict(json.loads(config_json)))
+
+
+def audit_config(dataset: Dataset) -> AuditConfig:
+    """The audit the dashboard runs: every sidebar attribute choice, so a slice change only filters."""
+    spec = current_spec()
+    return AuditConfig(
+        k=selected_k(),
+        attributes=tuple(attribute_choices(dataset)),
+        bootstrap_rounds=int(st.session_state["audit_rounds"]),
+        data={"name": dataset.name, "source": spec.get("kind"), "mapping": spec.get("mapping", {})},
+    )
+
+
+def audit_models(dataset: Dataset, labels: list[str]) -> AuditResult:
+    """Audit the models with sidebar ``labels`` (cached; raises ``ValueError`` for incompatible models)."""
+    folders = available_models()
+    models = {label: model_at(folders[label], dataset) for label in labels}
+    keys = tuple((label, folders[label], weights_checksum(folders[label])) for label in labels)
+    config = audit_config(dataset)
+    return _audit(dataset, models, current_fingerprint(), keys, json.dumps(config.to_dict(), sort_keys=True))

@@ -1,0 +1,145 @@
+"""Explain page: one user's history, recommendations and SHAP explanation side by side;
+global drivers of the gaps (surrogate + SHAP); counterfactual attribute probes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fairaudit import plots
+from fairaudit.audit import INTERSECTION_SEP, attribute_groups
+from fairaudit.explain import explain_gaps, explain_recommendation, probe_attribute, user_features
+from pages import _state as S
+
+#: Users drawn for a probe in the dashboard (the CLI probes every user).
+PROBE_USERS = 300
+
+S.start_page()
+st.title("Explain")
+ss = st.session_state
+dataset = S.current_dataset()
+chosen = S.selected_model(dataset) if dataset is not None else None
+if chosen is None:
+    st.stop()
+label, model = chosen
+k = S.selected_k()
+path = S.available_models()[label]
+model_key = (path, S.weights_checksum(path), S.current_fingerprint())
+split = S.split_for(dataset)
+attributes = S.selected_attributes(dataset)
+titles = dataset.items.set_index("item_id")["title"]
+
+
+@st.cache_data(show_spinner="Explaining the score with SHAP…", max_entries=64)
+def local_explanation(_model, _dataset, key: tuple, user_id: str, item_id: str) -> pd.DataFrame:
+    return explain_recommendation(_model, _dataset, user_id, item_id)
+
+
+@st.cache_data(show_spinner="Fitting the surrogate and explaining it with SHAP…", max_entries=16)
+def gap_drivers(audit_id: str, metric: str, plain: tuple[str, ...], _metric: pd.Series, _dataset, _train):
+    features = user_features(_dataset, _train, attributes=list(plain))
+    return explain_gaps(_metric, features, attributes=list(plain))
+
+
+@st.cache_data(show_spinner="Re-scoring users with the attribute swapped…", max_entries=16)
+def probe(_model, _dataset, key: tuple, attribute: str, k: int, users: int) -> pd.DataFrame:
+    return probe_attribute(_model, _dataset, attribute, users=users, k=k, bootstrap_rounds=S.DEFAULT_ROUNDS)
+
+
+def user_tab() -> None:
+    cols = st.columns(2)
+    attribute = cols[0].selectbox("Group by", attributes, key="explain_attribute")
+    groups = attribute_groups(dataset.users, attribute)
+    group = cols[1].selectbox("Group", sorted(groups.unique()), key="explain_group")
+    members = groups.index[groups == group]
+    user_id = st.selectbox(f"User ({len(members):,} in {attribute} = {group})", members.tolist(), key="explain_user")
+    st.caption(" · ".join(f"{c}: {v}" for c, v in dataset.users.set_index("user_id").loc[user_id].items()))
+
+    history = split.train.loc[split.train["user_id"] == user_id, ["item_id"]]
+    history = history.assign(title=history["item_id"].map(titles))
+    held_out = set(split.test.loc[split.test["user_id"] == user_id, "item_id"])
+    recs = model.recommend([user_id], k=k)[["rank", "item_id", "score"]]
+    recs = recs.assign(title=recs["item_id"].map(titles), in_holdout=recs["item_id"].isin(held_out))
+    left, middle, right = st.columns([1, 1, 1.3])
+    left.markdown(f"**History** ({len(history)} training interactions)")
+    left.dataframe(history, hide_index=True, height=380)
+    middle.markdown(f"**Top-{k} recommendations** ({int(recs['in_holdout'].sum())} in the user's holdout)")
+    middle.dataframe(recs, hide_index=True, height=380)
+    with right:
+        item_id = st.selectbox("Explain the score of", recs["item_id"].tolist(), key="explain_item",
+                               format_func=lambda i: f"{i} · {titles.get(i, '')}")
+        if not hasattr(model, "score_with_history"):
+            st.info(f"SHAP explanations of single scores need a model that can re-score an edited history; "
+                    f"**{model.kind}** cannot. Train an **llm** model on the Model page.")
+        elif st.toggle("SHAP explanation", key="explain_shap"):
+            try:
+                frame = local_explanation(model, dataset, model_key, user_id, item_id)
+            except S.USER_ERRORS as err:
+                st.error(f"The explanation failed: {err}")
+            else:
+                top = frame.head(15)
+                players = [f"{i + 1}. {kind}: {value}" for i, (kind, value) in
+                           enumerate(zip(top["kind"], top["feature_value"].astype(str)))]
+                bases = frame.groupby(frame["kind"] == "text")["base_value"].first()
+                st.caption(
+                    f"Score {frame['prediction'].iloc[0]:.3f}. History items and profile attributes add up from "
+                    f"{bases.get(False, float('nan')):.3f} (no history, unknown profile)"
+                    + (f"; the item text's words from {bases[True]:.3f} (text fully masked)." if True in bases else ".")
+                )
+                st.bar_chart(pd.Series(top["shap_value"].to_numpy(), index=players, name="SHAP value"), horizontal=True)
+                st.dataframe(top[["kind", "feature", "feature_value", "shap_value"]], hide_index=True)
+                st.download_button("Explanation as CSV", S.csv_bytes(frame), f"shap_{user_id}_{item_id}.csv",
+                                   mime="text/csv", key="csv_local")
+
+
+def drivers_tab() -> None:
+    st.caption("A gradient-boosting surrogate predicts each user's metric from their attributes and behaviour "
+               "(activity, popularity of their history, genre entropy); SHAP shows what drives it, and how much "
+               "of each group's gap is carried by behaviour rather than the attribute itself.")
+    try:
+        result = S.audit_models(dataset, [label])
+    except S.USER_ERRORS as err:
+        st.error(f"The audit could not run: {err}")
+        return
+    per_user = result.user_metrics[result.user_metrics["model"] == label].set_index("user_id")
+    metric = st.selectbox("Per-user metric", [m for m in ("ndcg", "recall", "hit_rate", "mrr") if m in per_user],
+                          format_func=lambda m: plots.metric_label(m, k), key="drivers_metric")
+    plain = tuple(dict.fromkeys(p for a in attributes for p in a.split(INTERSECTION_SEP)))
+    if st.toggle("Compute gap drivers", key="drivers_on"):
+        with S.user_errors("The surrogate"):
+            drivers = gap_drivers(result.meta["audit_id"], metric, plain, per_user[metric], dataset, split.train)
+            (st.success if drivers.r2 >= 0.3 else st.warning)(
+                f"Surrogate fit: held-out R² = {drivers.r2:.2f}"
+                + ("" if drivers.r2 >= 0.3 else " — weak; read the drivers as rough hints only.")
+            )
+            fig = plots.shap_bar_chart(drivers.drivers, target=plots.metric_label(metric, k))
+            S.chart(fig, drivers.drivers, f"drivers_{metric}", key="drivers")
+            st.markdown("**Each group's gap vs the rest, split into what carries it**")
+            st.dataframe(drivers.decomposition, hide_index=True)
+            st.download_button("Decomposition as CSV", S.csv_bytes(drivers.decomposition), "gap_decomposition.csv",
+                               mime="text/csv", key="csv_decomposition")
+
+
+def probe_tab() -> None:
+    st.caption("Each probed user is re-scored with only the attribute changed to every other value; how much "
+               "their top-K list changes (Jaccard, rank-aware overlap, item-group exposure) is averaged per value. "
+               "A model that does not read attributes shows exactly no change.")
+    plain_attrs = [a for a in S.attribute_choices(dataset) if INTERSECTION_SEP not in a]
+    probe_attr = st.selectbox("Attribute to swap", plain_attrs, key="probe_attribute")
+    if st.toggle("Run probe", key="probe_on"):
+        with S.user_errors("The probe"):
+            table = probe(model, dataset, model_key, probe_attr, k, PROBE_USERS)
+            metric = st.selectbox("Probe metric", sorted(set(table["metric"])), key="probe_metric")
+            # Pooled rows (all probed users) per counterfactual value, in the chart's long schema.
+            pooled = table[table["original_value"] == "all"].rename(columns={"counterfactual_value": "value"})
+            fig = plots.probe_chart(pooled, metric=metric, k=k)
+            S.chart(fig, pooled[pooled["metric"] == metric], f"probe_{probe_attr}_{metric}", key="probe")
+            st.dataframe(table, hide_index=True)
+
+
+# Lazy tabs: only the open tab runs (the gap drivers need the audit; the probes re-score users).
+tabs = st.tabs(["One user", "Gap drivers", "Counterfactual probes"], key="explain_tab", on_change="rerun")
+for tab, draw in zip(tabs, (user_tab, drivers_tab, probe_tab)):
+    if tab.open:
+        with tab:
+            draw()

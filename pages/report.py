@@ -1,0 +1,60 @@
+"""Report page: write the audit folder, build the audit PDF from it, and download both."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fairaudit.audit import write_audit
+from fairaudit.report import PAPERS, build_report
+from fairaudit.workspace import zip_folder
+from pages import _state as S
+
+S.start_page()
+st.title("Report")
+st.caption(
+    "The PDF is built from the audit folder alone (cover with fingerprints, executive summary with "
+    "pass/attention/fail checks, data, model cards, results, comparison, methodology, appendix), "
+    "so anyone holding the folder can rebuild and check it."
+)
+ss = st.session_state
+dataset = S.current_dataset()
+available = list(S.available_models()) if dataset is not None else []
+if not available:
+    st.info(S.NO_MODEL_HINT)
+    st.stop()
+
+default = [ss["model"]] if ss.get("model") in available else available[:1]
+chosen = st.multiselect("Models in the report", available, default=default, key="report_models",
+                        help="Several models add a comparison section.")
+if not chosen:
+    st.info("Pick at least one model.")
+    st.stop()
+cols = st.columns(3)
+organisation = cols[0].text_input("Organisation", key="report_org")
+title = cols[1].text_input("Title", value="Recommender fairness audit", key="report_title")
+paper = cols[2].radio("Paper", PAPERS, horizontal=True, key="report_paper")
+charts = st.checkbox("Include charts (slower: each is rendered by Chromium)", value=True, key="report_charts")
+
+try:
+    result = S.audit_models(dataset, chosen)
+except S.USER_ERRORS as err:
+    st.error(f"The audit could not run: {err}")
+    st.stop()
+audit_id = result.meta["audit_id"]
+folder = S.workspace().audit_dir(ss["session_id"], audit_id)
+st.markdown(f"Audit `{audit_id}` · models {', '.join(chosen)} · K = {result.config.k} · "
+            f"{result.config.bootstrap_rounds} bootstrap rounds")
+
+if st.button("Build the PDF", type="primary", key="build_pdf"):
+    with st.spinner("Writing the audit folder and the PDF…"), S.user_errors("The report"):
+        write_audit(result, folder)
+        pdf = build_report(folder, folder / "audit.pdf", organisation=organisation or None, title=title or None,
+                           paper=paper, charts=charts)
+        ss["report"] = (audit_id, pdf.read_bytes())
+if ss.get("report", ("",))[0] == audit_id:
+    pdf_bytes = ss["report"][1]
+    st.success(f"Report ready ({len(pdf_bytes) / 1024:.0f} KiB).")
+    st.download_button("Download the PDF", pdf_bytes, f"fairaudit-{audit_id}.pdf", mime="application/pdf",
+                       key="download_pdf")
+    st.download_button("Download the audit folder (.zip)", zip_folder(folder), f"fairaudit-{audit_id}.zip",
+                       mime="application/zip", key="download_zip")

@@ -1,0 +1,310 @@
+"""The dashboard under ``streamlit.testing.v1.AppTest``: every page, the sample-data happy path,
+bad uploads, column mapping, private sessions, cancelling training and small-group flags."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fairaudit.data import load_sample, make_split
+from fairaudit.data._validate import DUPLICATE_PAIRS, EMPTY_TABLE, MISSING_COLUMN
+from fairaudit.metrics import accuracy_metrics
+from fairaudit.models import load_model
+from fairaudit.workspace import ZIP_UNSAFE_PATH
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("data", "model", "audit", "explain", "compare", "report")
+NEEDS_MODEL = ("audit", "explain", "report")
+#: Bootstrap rounds for tests (the page's minimum): enough for CIs to exist, fast to compute.
+ROUNDS = 50
+
+TINY_INTERACTIONS = "user_id,item_id,rating\n" + "".join(
+    f"u{u},i{(u * 3 + j) % 12},4\n" for u in range(12) for j in range(5)
+)
+TINY_USERS = "user_id,gender\n" + "".join(f"u{u},{'FM'[u % 2]}\n" for u in range(12))
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FAIRAUDIT_WORKSPACE", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    at.session_state["audit_rounds"] = ROUNDS
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def train(at: AppTest, kind: str, **params) -> None:
+    goto(at, "model")
+    at.selectbox(key="train_kind").select(kind).run()
+    for name, value in params.items():
+        at.number_input(key=f"param_{kind}_{name}").set_value(value)
+    at.button(key="train").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.session_state["job"].wait(120) == "done", at.session_state["job"].error
+    at.run()
+    assert any("Trained and saved" in s for s in texts(at.success))
+
+
+def upload(at: AppTest, **files: tuple[str, bytes]) -> AppTest:
+    goto(at, "data")
+    for role, (name, content) in files.items():
+        at.file_uploader(key=f"upload_{role}").set_value((name, content, "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_fresh_session(workspace, page):
+    at = goto(start(), page)
+    assert at.title[0].value == page.capitalize()
+    assert not at.error
+    if page in NEEDS_MODEL:
+        assert any("No model yet" in t for t in texts(at.info))
+    if page == "compare":
+        assert any("at least two models" in t for t in texts(at.info))
+
+
+def test_sample_happy_path_train_audit_compare_explain_report(workspace, monkeypatch):
+    from pages import _state
+
+    calls = []
+    real_audit = _state.run_audit
+    monkeypatch.setattr(_state, "run_audit", lambda *a, **kw: calls.append(a[2].keys()) or real_audit(*a, **kw))
+
+    # Data: the bundled sample with its sizes, validation and a profile with small groups marked.
+    at = start()
+    sample = load_sample()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Users"] == f"{sample.summary()['n_users']:,}"
+    assert metrics["Interactions"] == f"{sample.summary()['n_interactions']:,}"
+    at.selectbox(key="profile_attribute").select("gender*age_band").run()
+    assert any("Small groups (under 30 users)" in w for w in texts(at.warning))
+
+    # Model: two quick baselines, trained in the background and saved in the workspace.
+    train(at, "popularity")
+    train(at, "itemknn")
+    saved = sorted(p.name.split("-")[0] for p in (workspace / "models").iterdir())
+    assert saved == ["itemknn", "popularity"]
+    at.selectbox(key="train_kind").select("popularity").run()
+    at.button(key="train").click().run()  # same configuration, same data: reused, not retrained
+    assert any("already trained on this data" in i for i in texts(at.info)) and "job" not in at.session_state
+    assert at.session_state["model"].startswith("popularity-")
+    at.session_state["model"] = next(m for m in _labels(at) if m.startswith("popularity"))
+    goto(at, "model")
+    holdout = at.dataframe[0].value
+    pop_dir = next((workspace / "models").glob("popularity-*"))
+    model, split = load_model(pop_dir, sample), make_split(sample, "random", seed=0)
+    users = split.test["user_id"].unique()
+    expected = accuracy_metrics(model.recommend(users, k=10), split.test, k=10).mean()
+    assert holdout["ndcg"].iloc[0] == pytest.approx(round(expected["ndcg"], 4))
+
+    # Audit: cards, charts with CSVs, small groups flagged; a slice change filters, never re-audits.
+    goto(at, "audit")
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["NDCG@10"] == f"{expected['ndcg']:.3f}"
+    assert len(calls) == 1
+    at.session_state["attributes"] = ["gender"]
+    at.run()
+    n_one = len(at.get("plotly_chart"))
+    at.session_state["attributes"] = ["gender", "age_band", "gender*age_band"]
+    at.run()
+    assert not at.exception and len(calls) == 1
+    assert len(at.get("plotly_chart")) > n_one
+    assert any("Small groups (under 30 users)" in w and "gender*age_band=" in w for w in texts(at.warning))
+    assert any(b.label.startswith("Data as CSV") for b in at.get("download_button"))
+    # Every tab draws from the same cached audit (tabs are lazy: only the open one is built).
+    for tab, n_charts in (("Gaps", 1), ("Exposure", 4), ("Diversity & calibration", 3), ("Tables", 0)):
+        at.session_state["audit_tab"] = tab
+        at.run()
+        assert not at.exception and not at.error, (tab, texts(at.error))
+        assert len(at.get("plotly_chart")) == n_charts, tab
+    assert len(calls) == 1
+    at.session_state["audit_tab"] = "Accuracy by group"
+
+    # Compare: paired differences, verdict sentences and the trade-off chart for both models.
+    goto(at, "compare")
+    assert len(calls) == 2 and len(calls[-1]) == 2
+    verdict = at.dataframe[0].value
+    candidate = next(m for m in _labels(at) if m.startswith("itemknn"))
+    assert set(verdict["model_b"]) == {candidate}
+    assert set(verdict["attribute"]) == {"gender", "age_band", "gender*age_band"}
+    for row in verdict.itertuples():
+        assert row.verdict.startswith(f"{candidate} ") and f"the {row.attribute} NDCG@10 gap" in row.verdict
+        assert f"{abs(row.gap_reduction):.3f}" in row.verdict
+    assert len(at.get("plotly_chart")) == 3
+
+    # Explain: one user's history and recommendations; popularity ignores attributes, so a
+    # counterfactual probe must find exactly no change.
+    goto(at, "explain")
+    recs = at.dataframe[1].value
+    assert len(recs) == 10 and list(recs["rank"]) == list(range(1, 11))
+    assert any("cannot. Train an **llm** model" in i for i in texts(at.info))
+    at.session_state["explain_tab"] = "Counterfactual probes"
+    at.run()
+    at.selectbox(key="probe_attribute").select("gender").run()
+    at.toggle(key="probe_on").set_value(True).run()
+    assert not at.exception and not at.error
+    probe = at.dataframe[-1].value
+    assert (probe.loc[probe["metric"] == "jaccard", "estimate"] == 1.0).all()
+    at.session_state["explain_tab"] = "Gap drivers"
+    at.run()
+    at.toggle(key="drivers_on").set_value(True).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert any(m.startswith("Surrogate fit: held-out R² = ") for m in texts(at.success) + texts(at.warning))
+    assert len(at.get("plotly_chart")) == 1 and len(calls) == 2  # reuses the cached single-model audit
+
+    # Report: the audit folder and its PDF, downloadable.
+    goto(at, "report")
+    at.checkbox(key="report_charts").uncheck()
+    at.button(key="build_pdf").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download the PDF", "Download the audit folder (.zip)"]
+    assert list((workspace / "sessions").glob("*/audits/*/audit.pdf"))
+
+    # Adding an intersection is a new audit configuration (one more audit), then a slice like any other.
+    goto(at, "audit")
+    at.selectbox(key="new_intersection").select("gender*region")
+    at.button(key="add_intersection").click().run()
+    assert not at.exception and "gender*region" in at.session_state["attributes"]
+    assert len(calls) == 3
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert len(titles) == len(at.session_state["attributes"]) and any("by gender*region" in t for t in titles)
+
+
+def _labels(at: AppTest) -> list[str]:
+    from pages import _state
+
+    return [m.label for m in _state.workspace().saved_models()]
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "missing item_id": ({"interactions": ("plays.csv", b"user_id,rating\n1,5\n")},
+                        MISSING_COLUMN.split(";")[0].format(column="item_id")),
+    "empty table": ({"interactions": ("plays.csv", b"user_id,item_id\n")}, EMPTY_TABLE),
+    "corrupt parquet": ({"interactions": ("plays.parquet", b"PAR1 not really")}, "could not be read as Parquet"),
+    "unsafe zip": ({"zip": ("evil.zip", _zip({"../x.csv": b"a"}))}, ZIP_UNSAFE_PATH.format("evil.zip", "../x.csv")),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS)
+def test_bad_uploads_give_their_message_and_the_app_stays_usable(workspace, case):
+    files, message = BAD_UPLOADS[case]
+    at = upload(start(), **files)
+    at.button(key="load_zip" if "zip" in files else "load_tables").click().run()
+    assert not at.exception
+    assert any(message in e for e in texts(at.error)), texts(at.error)
+    assert list(at.session_state["datasets"]) == ["Sample data (bundled)"]
+    goto(at, "audit")  # still usable: other pages render normally
+    assert at.session_state["dataset"] == "Sample data (bundled)"
+
+
+def test_upload_with_column_mapping_and_warnings(workspace):
+    inter = TINY_INTERACTIONS.replace("user_id,item_id", "uid,product") + "u0,i0,4\n"  # one duplicate pair
+    at = upload(start(), interactions=("plays.csv", inter.encode()), users=("people.csv", TINY_USERS.encode()))
+    at.button(key="load_tables").click().run()
+    assert any(MISSING_COLUMN.split(";")[0].format(column="item_id") in e for e in texts(at.error))
+    at.selectbox(key="map_interactions_product").select("item_id")
+    at.button(key="load_tables").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.session_state["dataset"] == "upload · plays.csv"
+    assert {m.label: m.value for m in at.metric}["Users"] == "12"
+    assert any(DUPLICATE_PAIRS in w for w in texts(at.warning))
+
+
+def _movielens_100k_zip() -> bytes:
+    """A 6-user, 5-item folder in the MovieLens 100K layout (Latin-1, ``|`` and tab separated)."""
+    data = "".join(
+        f"{u}\t{i}\t{1 + (u + i) % 5}\t{880000000 + 10 * u + i}\n" for u in range(1, 7) for i in range(1, 5)
+    )
+    users = "".join(f"{u}|{20 + 5 * u}|{'MF'[u % 2]}|writer|{10001 + u}\n" for u in range(1, 7))
+    items = "".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|{'0|1|0' + '|0' * 16}\n" for i in range(1, 6))
+    return _zip({"ml-100k/u.data": data.encode(), "ml-100k/u.user": users.encode("latin-1"),
+                 "ml-100k/u.item": items.encode("latin-1")})
+
+
+def test_movielens_zip_upload(workspace):
+    at = upload(start(), zip=("ml-100k.zip", _movielens_100k_zip()))
+    at.button(key="load_zip").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.session_state["dataset"] == "upload · ml-100k.zip"
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Users"], metrics["Items"], metrics["Interactions"]) == ("6", "5", "24")
+    assert at.session_state["attributes"] == ["gender"]  # the sidebar now offers the upload's attributes
+
+
+def test_sessions_do_not_see_each_others_uploads(workspace):
+    alice = upload(start(), interactions=("mine.csv", TINY_INTERACTIONS.encode()))
+    alice.button(key="load_tables").click().run()
+    assert "upload · mine.csv" in alice.session_state["datasets"]
+    bob = start()
+    assert list(bob.session_state["datasets"]) == ["Sample data (bundled)"]
+    assert alice.session_state["session_id"] != bob.session_state["session_id"]
+    files = list((workspace / "sessions").rglob("*mine.csv"))
+    assert len(files) == 1 and alice.session_state["session_id"] in str(files[0])
+
+
+def test_training_can_be_cancelled_and_saves_nothing(workspace):
+    at = upload(start(), interactions=("plays.csv", TINY_INTERACTIONS.encode()), users=("u.csv", TINY_USERS.encode()))
+    at.button(key="load_tables").click().run()
+    goto(at, "model")
+    at.selectbox(key="train_kind").select("mf").run()
+    at.number_input(key="param_mf_iterations").set_value(100_000)
+    at.button(key="train").click().run()
+    job = at.session_state["job"]
+    deadline = time.monotonic() + 30
+    while (job.latest is None or job.latest.epoch < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()  # live progress: epoch, loss, time left, while the page stays interactive
+    progress = at.get("progress")[0].proto.text
+    assert progress.startswith("Training mf: epoch ") and progress.endswith("/100000")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Loss"] != "—" and shown["Time left"].startswith("~")
+    at.button(key="cancel_training").click().run()
+    assert job.wait(60) == "cancelled"
+    at.run()
+    assert any("Training stopped" in w for w in texts(at.warning))
+    assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
+    assert "job" not in at.session_state
+
+
+def test_model_folder_errors_are_messages(workspace, tmp_path):
+    at = goto(start(), "model")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "config.json").write_text("{}")
+    at.text_input(key="load_path").input(str(tmp_path / "fake"))
+    at.button(key="load_folder").click().run()
+    assert not at.exception
+    assert any("model.safetensors is missing" in e for e in texts(at.error))
+    assert pd.Series(at.session_state["loaded_models"]).empty

@@ -1,0 +1,200 @@
+"""fairaudit.workspace: folders, uploads, zips, the data profile and background training."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairaudit.data import Dataset, make_split
+from fairaudit.models import Progress, create_model, load_model
+from fairaudit.workspace import (
+    BAD_SESSION_ID,
+    ZIP_TOO_LARGE,
+    ZIP_UNREADABLE,
+    ZIP_UNSAFE_PATH,
+    TrainingJob,
+    Workspace,
+    new_session_id,
+    profile_by_group,
+    read_columns,
+    safe_filename,
+    zip_folder,
+)
+from tests.conftest import make_tiny_dataset
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_root_comes_from_the_environment(tmp_path):
+    assert Workspace.from_env({"FAIRAUDIT_WORKSPACE": str(tmp_path)}).root == tmp_path.resolve()
+    assert Workspace.from_env({}).root == Path("workspace").resolve()
+
+
+def test_sessions_are_private_folders(tmp_path):
+    ws = Workspace(tmp_path)
+    a, b = new_session_id(), new_session_id()
+    assert a != b
+    path = ws.save_upload(a, "../../secret/../users.csv", b"user_id\n1\n")
+    assert path.parent == ws.session_dir(a) / "uploads" and path.name == "users.csv"
+    assert not (ws.session_dir(b)).exists()
+    with pytest.raises(ValueError) as err:
+        ws.session_dir("../x")
+    assert str(err.value) == BAD_SESSION_ID.format("../x")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("a b.csv", "a_b.csv"), ("..\\..\\x.parquet", "x.parquet"), ("....", "upload"), ("é=1+2.csv", "__1_2.csv")],
+)
+def test_safe_filename(name, expected):
+    assert safe_filename(name) == expected
+
+
+def test_model_folder_name_is_deterministic_and_session_independent(tmp_path):
+    ws = Workspace(tmp_path)
+    one = ws.model_dir("mf", "abc", {"factors": 8, "reg": 1.0})
+    assert one == ws.model_dir("mf", "abc", {"reg": 1.0, "factors": 8})
+    assert one != ws.model_dir("mf", "abc", {"factors": 9, "reg": 1.0})
+    assert one != ws.model_dir("mf", "abd", {"factors": 8, "reg": 1.0})
+    assert one.parent == ws.models_dir
+
+
+def test_saved_models_only_for_their_data(tmp_path):
+    ws = Workspace(tmp_path)
+    for name, fp in (("mf-aaa-1", "aaa"), ("popularity-bbb-2", "bbb")):
+        (ws.models_dir / name).mkdir(parents=True)
+        config = {"kind": name.split("-")[0], "data_fingerprint": fp}
+        (ws.models_dir / name / "config.json").write_text(json.dumps(config))
+    (ws.models_dir / "broken").mkdir()
+    (ws.models_dir / "broken" / "config.json").write_text("{not json")
+    assert [m.label for m in ws.saved_models("aaa")] == ["mf-1"]
+    assert {m.kind for m in ws.saved_models()} == {"mf", "popularity"}
+    assert ws.saved_models("zzz") == []
+
+
+def test_extract_zip_returns_the_single_top_folder(tmp_path):
+    ws, sid = Workspace(tmp_path), new_session_id()
+    folder = ws.extract_zip(sid, "ml.zip", _zip({"ml-100k/u.data": b"1\t2\t3\t4\n", "__MACOSX/._u.data": b""}))
+    assert folder.name == "ml-100k" and (folder / "u.data").read_bytes() == b"1\t2\t3\t4\n"
+    assert ws.session_dir(sid) in folder.parents
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a zip", ZIP_UNREADABLE.split("'")[2].split("(")[0]),
+        (_zip({"../evil.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "../evil.csv")),
+        (_zip({"/abs.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "/abs.csv")),
+        (_zip({"big.csv": b"x" * 2000}), ZIP_TOO_LARGE.format("bad.zip", 2000, 1000)),
+    ],
+)
+def test_extract_zip_refuses_bad_archives(tmp_path, content, message):
+    ws, sid = Workspace(tmp_path), new_session_id()
+    with pytest.raises(ValueError) as err:
+        ws.extract_zip(sid, "bad.zip", content, max_bytes=1000)
+    assert message in str(err.value)
+    assert not (tmp_path.parent / "evil.csv").exists()
+
+
+def test_read_columns_csv_tsv_parquet(tmp_path):
+    (tmp_path / "a.csv").write_text("userId,movieId,rating\n1,2,3\n")
+    (tmp_path / "b.tsv").write_text("u\ti\n1\t2\n")
+    pd.DataFrame({"user_id": ["1"], "sex": ["F"]}).to_parquet(tmp_path / "c.parquet")
+    (tmp_path / "d.csv").write_bytes("nom,préf\n1,2\n".encode("latin-1"))
+    assert read_columns(tmp_path / "a.csv") == ["userId", "movieId", "rating"]
+    assert read_columns(tmp_path / "b.tsv") == ["u", "i"]
+    assert read_columns(tmp_path / "c.parquet") == ["user_id", "sex"]
+    assert read_columns(tmp_path / "d.csv") == ["nom", "préf"]
+
+
+def test_zip_folder_round_trip(tmp_path):
+    (tmp_path / "audit" / "sub").mkdir(parents=True)
+    (tmp_path / "audit" / "a.csv").write_text("1")
+    (tmp_path / "audit" / "sub" / "b.json").write_text("{}")
+    names = zipfile.ZipFile(io.BytesIO(zip_folder(tmp_path / "audit"))).namelist()
+    assert names == ["audit/a.csv", "audit/sub/b.json"]
+
+
+def test_profile_by_group_matches_a_direct_count():
+    ds = make_tiny_dataset(n_users=40)
+    table = profile_by_group(ds, "gender", min_group_size=25).set_index("group")
+    inter = ds.interactions.merge(ds.users[["user_id", "gender"]], on="user_id")
+    counts = inter.groupby("gender").size()
+    pop = inter["item_id"].map(ds.interactions["item_id"].value_counts())
+    expected_pop = pop.groupby(inter["user_id"]).mean().groupby(ds.users.set_index("user_id")["gender"]).mean()
+    for group in ("F", "M"):
+        assert table.loc[group, "users"] == 20
+        assert table.loc[group, "interactions"] == counts[group]
+        assert table.loc[group, "interactions_per_user"] == pytest.approx(counts[group] / 20)
+        assert table.loc[group, "mean_item_popularity"] == pytest.approx(expected_pop[group])
+    assert table["small"].tolist() == [True, True]
+    assert table["user_share"].sum() == pytest.approx(1.0)
+
+
+def test_profile_by_group_intersections_and_users_without_interactions():
+    users = pd.DataFrame({"user_id": ["a", "b", "c"], "g": ["F", "F", "M"], "age": ["x", "y", "x"]})
+    inter = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["i", "j"]})
+    ds = Dataset(inter, users, pd.DataFrame({"item_id": ["i", "j"], "title": ["I", "J"]}))
+    table = profile_by_group(ds, "g*age", min_group_size=1).set_index("group")
+    assert sorted(table.index) == ["F*x", "F*y", "M*x"]
+    assert table.loc["F*y", "interactions"] == 0 and np.isnan(table.loc["F*y", "mean_item_popularity"])
+
+
+@pytest.fixture
+def tiny_fit():
+    ds = make_tiny_dataset()
+    return ds, make_split(ds, "random", seed=0)
+
+
+def test_training_job_trains_and_saves(tmp_path, tiny_fit):
+    ds, split = tiny_fit
+    job = TrainingJob(create_model("mf", factors=4, iterations=3), ds, split, tmp_path / "m").start()
+    assert job.wait(60) == "done", job.error
+    assert job.latest.epoch == job.latest.n_epochs == 3 and len(job.losses) == 3
+    assert job.time_left_s is None
+    reloaded = load_model(tmp_path / "m", ds)
+    np.testing.assert_allclose(reloaded.score(["u0"]), job.model.score(["u0"]))
+
+
+def test_training_job_cancels_at_the_next_epoch(tmp_path, tiny_fit):
+    ds, split = tiny_fit
+    gate, release = threading.Event(), threading.Event()
+    model = create_model("mf", factors=4, iterations=50)
+    job = TrainingJob(model, ds, split, tmp_path / "m")
+    original = job._progress
+
+    def slow(event: Progress) -> None:  # pause after epoch 2 so the test can cancel deterministically
+        original(event)
+        if event.epoch == 2:
+            gate.set()
+            release.wait(10)
+
+    job._progress = slow
+    job.start()
+    assert gate.wait(30)
+    assert job.status == "running" and job.time_left_s == pytest.approx(job.latest.elapsed_s / 2 * 48)
+    job.cancel()
+    release.set()
+    assert job.wait(30) == "cancelled"
+    assert job.error == "training cancelled at epoch 3 of 50"
+    assert not (tmp_path / "m").exists()
+
+
+def test_training_job_reports_failures(tmp_path, tiny_fit):
+    ds, _ = tiny_fit
+    job = TrainingJob(create_model("mf"), ds, None, tmp_path / "m").start()  # no split: fit raises
+    assert job.wait(30) == "failed"
+    assert job.error and not (tmp_path / "m").exists()
