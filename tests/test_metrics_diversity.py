@@ -42,12 +42,18 @@ def test_microsoft_recommenders_fixture():
     assert catalogue_coverage(MS_RECO, len(MS_CATALOGUE)) == pytest.approx(0.8)
 
 
+def _rescaled(v: np.ndarray) -> np.ndarray:
+    """``v / max|v|``: same cosine, but squares of tiny entries no longer underflow."""
+    top = np.abs(v).max()
+    return v / top if top > 0 else v
+
+
 def _ild_loop(lists: dict[str, list[str]], vectors: pd.DataFrame) -> dict[str, float]:
     out = {}
     for user, items in lists.items():
         sims = []
         for a, b in itertools.combinations(items, 2):
-            va, vb = vectors.loc[a].to_numpy(), vectors.loc[b].to_numpy()
+            va, vb = (_rescaled(vectors.loc[i].to_numpy()) for i in (a, b))
             norm = np.linalg.norm(va) * np.linalg.norm(vb)
             sims.append(float(va @ vb / norm) if norm > 0 else 0.0)
         out[user] = 1 - sum(sims) / len(sims) if sims else math.nan

@@ -27,8 +27,11 @@ def intra_list_diversity(recs: pd.DataFrame, item_vectors: pd.DataFrame) -> pd.S
     """
     catalogue = pd.Index(item_vectors.index.astype(str))
     vectors = item_vectors.to_numpy(dtype=float)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    # Scale each row by its largest |entry| first, so tiny (subnormal) vectors keep full precision.
+    scale = np.abs(vectors).max(axis=1, keepdims=True) if vectors.size else np.zeros((len(vectors), 1))
+    scaled = np.divide(vectors, scale, out=np.zeros_like(vectors), where=scale > 0)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    unit = np.divide(scaled, norms, out=np.zeros_like(vectors), where=norms > 0)
     users = user_index(recs)
     matrix = user_item_matrix(recs, users, catalogue)
     summed = matrix @ unit
