@@ -6,7 +6,9 @@ move it to and from disk. All randomness comes from ``config.seed``, so the same
 models reproduce every number exactly.
 
 Evaluated users are the users with at least one test interaction (accuracy is undefined for the
-others); every per-user metric is computed on their top-K lists.
+others); every per-user metric is computed on their top-K lists. ``user_metrics`` also carries each
+user's plain attribute columns (:func:`plain_attributes`), so per-group paired comparisons
+(``fairaudit.compare``) need nothing but the audit folder.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +100,9 @@ _SPLIT_MISMATCH = (
 )
 _DIFFERENT_SPLITS = "Models {0} were trained on different splits; audit models trained on the same split together"
 _MISSING_FILE = "Audit folder '{0}' lacks {1}; write it with write_audit"
+_ATTRIBUTE_CLASH = (
+    "User attribute '{0}' has the name of a user_metrics.parquet column ({1}); rename the users table column"
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ class AuditConfig:
         List length K.
     attributes : tuple of str, optional
         User attribute specs (``"gender"``, ``"gender*age_band"``). ``None``: every categorical
-        user column with at most ``max_groups`` values, plus :data:`DEFAULT_INTERSECTIONS`.
+        user column with at most ``max_groups`` values, plus :data:`DEFAULT_INTERSECTIONS`
+        (:func:`run_audit` records the resolved specs in ``audit.json``).
     item_attributes : tuple of str, optional
         Item groupings for exposure; ``None``: ``popularity_tier``, ``genre`` (from ``genres``)
         and every other categorical item column.
@@ -227,6 +233,18 @@ def attribute_groups(users: pd.DataFrame, spec: str) -> pd.Series:
     for part in parts[1:]:
         values = values + INTERSECTION_SEP + users[part].astype(str).to_numpy(dtype=object)
     return pd.Series(values, index=pd.Index(users["user_id"].astype(str)), name=spec)
+
+
+def plain_attributes(specs: Sequence[str]) -> tuple[str, ...]:
+    """The plain user columns behind attribute specs, in first-seen order (intersections split at ``*``).
+
+    These are the attribute columns stored in ``user_metrics.parquet``; every spec's groups can be
+    re-derived from them with :func:`attribute_groups`.
+
+    >>> plain_attributes(["gender", "gender*age_band", "region"])
+    ('gender', 'age_band', 'region')
+    """
+    return tuple(dict.fromkeys(part for spec in specs for part in spec.split(INTERSECTION_SEP)))
 
 
 # ---- split provenance -----------------------------------------------------------------------
@@ -447,9 +465,15 @@ def run_audit(
     if config.fdr_family not in FDR_FAMILIES:
         raise ValueError(_BAD_FDR_FAMILY.format(config.fdr_family, FDR_FAMILIES))
     say = progress or (lambda _message: None)
-    config = AuditConfig.from_dict({**config.to_dict(), "split": split.describe()})
     specs = config.attributes if config.attributes is not None else default_attributes(dataset, config.max_groups)
+    # The resolved specs are recorded, so audit.json names every audited attribute.
+    config = AuditConfig.from_dict({**config.to_dict(), "split": split.describe(), "attributes": list(specs)})
     groupings = {spec: attribute_groups(dataset.users, spec) for spec in specs}
+    plain = plain_attributes(specs)
+    for column in plain:
+        if column in ("model", *USER_METRICS):
+            raise ValueError(_ATTRIBUTE_CLASH.format(column, ["model", "user_id", *USER_METRICS]))
+    user_attributes = dataset.users.set_index(dataset.users["user_id"].astype(str))[list(plain)].astype(str)
     vectors = _resolve_vectors(dataset, config, item_vectors)
     context = _item_context(dataset, split, config, vectors)
     test_users = pd.Index(np.sort(split.test["user_id"].astype(str).unique()))
@@ -484,7 +508,7 @@ def run_audit(
         exposure_all.append(_exposure_table(recs, test, per_user.index, {ALL: None, **groupings}, context, config))
         exposure_all[-1]["model"] = name
         recs_all.append(recs.assign(model=name))
-        users_all.append(per_user.reset_index().assign(model=name))
+        users_all.append(per_user.join(user_attributes).reset_index().assign(model=name))
         model_meta[name] = {
             "kind": model.kind, "params": model.get_params(), "fingerprint": model.fingerprint(),
             "split": model.split_, "data_fingerprint": getattr(model, "data_fingerprint_", None),

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from fairaudit.audit import ALL, FILES, LOWER_IS_BETTER, attribute_groups
+from fairaudit.audit import ALL, FILES, LOWER_IS_BETTER, attribute_groups, plain_attributes
 from fairaudit.metrics import bootstrap_sums
 from fairaudit.metrics._stats import seeded_rng
 from fairaudit.plots import metric_label
@@ -35,8 +35,8 @@ _ONE_MODEL = "Audit folder {0} holds only model(s) {1}; give a second audit fold
 _NO_COMMON_USERS = "Models '{0}' and '{1}' share no evaluated user; a paired comparison needs the same users."
 _OTHER_DATASET = ("Dataset {0} has fingerprint {1} but audit {2} was made on data {3}; pass the dataset the audit "
                   "used (same files and column mapping).")
-_NO_GROUPS = ("Per-group comparison skipped for {0}: user attributes are not in user_metrics.parquet; "
-              "pass the dataset (--data) to compare groups.")
+_NO_GROUPS = ("Per-group comparison skipped for {0}: user attribute column(s) {1} are not in user_metrics.parquet "
+              "(audit written before they were stored); pass the dataset (--data) to compare groups.")
 
 
 @dataclass
@@ -64,6 +64,31 @@ def _interval(replicates: np.ndarray, confidence: float) -> tuple[np.ndarray, np
     return low, high
 
 
+def audit_groups(user_metrics: pd.DataFrame, specs: Sequence[str]) -> dict[str, pd.Series]:
+    """Attribute spec -> ``user_id -> group`` from the attribute columns of ``user_metrics.parquet``.
+
+    Specs whose plain columns are not all stored (audit folders written before the audit kept
+    them) are left out; intersections are derived with :func:`fairaudit.audit.attribute_groups`.
+
+    >>> um = pd.DataFrame({"model": ["A", "B"], "user_id": ["u1", "u1"], "ndcg": [0.1, 0.2],
+    ...                    "gender": ["F", "F"], "age_band": ["18-24", "18-24"]})
+    >>> {spec: labels.to_dict() for spec, labels in audit_groups(um, ["gender*age_band", "region"]).items()}
+    {'gender*age_band': {'u1': 'F*18-24'}}
+    """
+    stored = [c for c in plain_attributes(specs) if c in user_metrics.columns]
+    users = user_metrics.groupby("user_id", sort=False)[stored].first().reset_index()  # first non-missing
+    return {spec: attribute_groups(users, spec) for spec in specs
+            if all(part in stored for part in plain_attributes([spec]))}
+
+
+def _audited_specs(folder: Path, config: dict) -> list[str]:
+    """The audit's attribute specs: recorded in ``audit.json``, else the attributes of ``group_metrics.csv``."""
+    if config.get("attributes"):
+        return list(config["attributes"])
+    attributes = pd.read_csv(folder / FILES["group_metrics"], usecols=["attribute"], dtype=str)["attribute"]
+    return [a for a in dict.fromkeys(attributes) if a != ALL]
+
+
 def compare_models(
     user_metrics: pd.DataFrame,
     *,
@@ -81,13 +106,14 @@ def compare_models(
     Parameters
     ----------
     user_metrics : DataFrame
-        ``model, user_id`` + one float column per metric (``user_metrics.parquet``).
+        ``model, user_id`` + one float column per metric (``user_metrics.parquet``; its text
+        attribute columns are not metrics and are ignored).
     model_a, model_b : str
         Baseline A and candidate B.
     groups : dict, optional
         Attribute spec -> Series ``user_id -> group`` (e.g. from :func:`fairaudit.audit.attribute_groups`).
     metrics : sequence of str, optional
-        Metric columns to compare (default: every numeric column).
+        Metric columns to compare (default: every numeric column but ``model, user_id``).
     rounds, seed, confidence, min_group_size
         Bootstrap rounds, seed, CI level; groups with fewer paired users get value rows but no gap rows.
 
@@ -255,8 +281,9 @@ def compare_audits(
     """Compare models of one audit folder (baseline vs every other model) or of two folders.
 
     Two folders must share the data fingerprint and the split in ``audit.json``; otherwise this
-    refuses (``_DIFFERENT_DATA``). Per-group rows need the users' attributes: from ``users``
-    (the dataset's users table) when given, else only overall rows (with a note). ``rounds``,
+    refuses (``_DIFFERENT_DATA``). Per-group rows use the users' attributes from ``users`` (the
+    dataset's users table) when given, else the attribute columns of ``user_metrics.parquet``
+    (:func:`audit_groups`); specs they do not cover get only overall rows and a note. ``rounds``,
     ``seed`` and ``min_group_size`` default to the audit's configuration.
     """
     folder_a = Path(audit_a)
@@ -288,13 +315,16 @@ def compare_audits(
         frame = pd.concat([metrics_a[metrics_a["model"] == baseline], metrics_b[metrics_b["model"] == candidate]])
         candidates = [candidate]
     config = meta_a.get("config") or {}
-    specs = list(config.get("attributes") or [])
+    specs = _audited_specs(folder_a, config)
     notes = []
-    groups = None
     if users is not None:
         groups = {spec: attribute_groups(users, spec) for spec in specs}
-    elif specs:
-        notes.append(_NO_GROUPS.format(", ".join(specs)))
+    else:
+        groups = audit_groups(frame, specs)
+        missing = [spec for spec in specs if spec not in groups]
+        if missing:
+            columns = [c for c in plain_attributes(missing) if c not in frame.columns]
+            notes.append(_NO_GROUPS.format(", ".join(missing), ", ".join(columns)))
     tables = [compare_models(frame, model_a=baseline, model_b=candidate, groups=groups,
                              rounds=int(rounds or config.get("bootstrap_rounds", 1000)),
                              seed=int(seed if seed is not None else config.get("seed", 0)),

@@ -210,8 +210,12 @@ def audit_json(users: pd.DataFrame, models: tuple[str, ...], *, data_fingerprint
 
 def write_audit_folder(path: Path, *, n_users: int = 400, models: tuple[str, ...] = ("llm", "popularity"),
                        names: dict[str, str] | None = None, seed: int = 0,
-                       data_fingerprint: str = "d41d8cd98f00b204") -> Path:
-    """Write the complete fixture audit folder to ``path`` and return it (users: :func:`make_users` with the same args)."""
+                       data_fingerprint: str = "d41d8cd98f00b204", user_attributes: bool = True) -> Path:
+    """Write the complete fixture audit folder to ``path`` and return it (users: :func:`make_users` with the same args).
+
+    ``user_metrics.parquet`` carries the users' plain attribute columns after the metrics, as
+    ``fairaudit.audit`` writes it; ``user_attributes=False`` gives the older layout without them.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     users = make_users(n_users, seed, names=names)
@@ -220,7 +224,8 @@ def write_audit_folder(path: Path, *, n_users: int = 400, models: tuple[str, ...
     group_metrics.to_csv(path / "group_metrics.csv", index=False)
     gaps.to_csv(path / "gaps.csv", index=False)
     _item_exposure(users, models).to_csv(path / "item_exposure.csv", index=False)
-    user_metrics.to_parquet(path / "user_metrics.parquet", index=False)
+    stored = user_metrics.merge(users, on="user_id", how="left") if user_attributes else user_metrics
+    stored.to_parquet(path / "user_metrics.parquet", index=False)
     _recommendations(users, models).to_parquet(path / "recommendations.parquet", index=False)
     (path / "audit.json").write_text(json.dumps(audit_json(users, models, data_fingerprint=data_fingerprint), indent=2))
     return path

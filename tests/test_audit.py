@@ -14,7 +14,9 @@ from fairaudit.audit import (
     AuditConfig,
     attribute_groups,
     common_split,
+    _ATTRIBUTE_CLASH,
     default_attributes,
+    plain_attributes,
     read_audit,
     run_audit,
     split_for_model,
@@ -58,7 +60,12 @@ def test_contract_columns_and_content(tiny, tiny_audit):
     dataset, split, _ = tiny
     result = tiny_audit
     assert result.recommendations.columns.tolist() == ["model", "user_id", "rank", "item_id", "score"]
-    assert result.user_metrics.columns.tolist() == ["model", "user_id", *USER_METRICS]
+    # Contract columns first, then the plain attributes behind the audited specs (for paired comparisons).
+    assert result.user_metrics.columns.tolist() == ["model", "user_id", *USER_METRICS, "gender", "age_band", "region"]
+    stored = result.user_metrics.set_index("user_id")[["gender", "age_band", "region"]]
+    expected = dataset.users.set_index("user_id").loc[stored.index, ["gender", "age_band", "region"]]
+    assert stored.to_numpy().tolist() == expected.astype(str).to_numpy().tolist()
+    assert result.meta["config"]["attributes"] == ["gender", "age_band", "region", "gender*age_band"]
     assert result.group_metrics.columns.tolist() == GROUP_COLUMNS
     assert result.gaps.columns.tolist() == GAP_COLUMNS
     assert result.item_exposure.columns.tolist() == EXPOSURE_COLUMNS
@@ -164,6 +171,17 @@ def test_attributes_and_intersections():
     assert attribute_groups(users, "gender*age_band").to_dict() == {"a": "F*18-24", "b": "M*25-34"}
     with pytest.raises(ValueError, match="User attribute 'race' is not a column of the users table"):
         attribute_groups(users, "gender*race")
+    assert plain_attributes(["gender*age_band", "zip", "age_band"]) == ("gender", "age_band", "zip")
+
+
+def test_attribute_named_like_a_metric_is_refused(tiny):
+    dataset, split, models = tiny
+    users = dataset.users.rename(columns={"region": "novelty"})
+    clash = Dataset(dataset.interactions, users, dataset.items)
+    with pytest.raises(ValueError) as err:
+        run_audit(clash, split, {"pop": models["pop"]}, AuditConfig.from_dict({**TINY_CONFIG.to_dict(),
+                                                                             "attributes": ["novelty"]}))
+    assert str(err.value) == _ATTRIBUTE_CLASH.format("novelty", ["model", "user_id", *USER_METRICS])
 
 
 def test_split_is_recreated_and_verified(tiny):

@@ -89,10 +89,30 @@ def test_planted_gap_reduction_is_recovered(audit_dir):
     assert result.notes == []
 
 
-def test_without_users_only_overall_rows_and_a_note(audit_dir):
-    result = compare_audits(audit_dir, rounds=50)
+def test_audit_folder_alone_gives_the_same_per_group_cis_as_the_users_table(audit_dir):
+    alone = compare_audits(audit_dir, rounds=100)
+    with_users = compare_audits(audit_dir, users=make_users(400, 0), rounds=100)
+    assert alone.notes == []
+    pd.testing.assert_frame_equal(alone.table, with_users.table)
+    pd.testing.assert_frame_equal(alone.verdicts, with_users.verdicts)
+    assert set(alone.table["attribute"]) == {"all", "gender", "age_band", "region", "gender*age_band"}
+    female = pick(alone.table, "gender", "F", "directed_gap")  # llm's planted gap for women is ~0.05
+    assert female.a > 0.03 and female.ci_low < female.difference < female.ci_high and female.ci_high < 0
+    assert not (alone.table["metric"].isin(["gender", "age_band", "region"])).any()  # attributes are not metrics
+
+
+def test_older_folder_without_attribute_columns_gives_overall_rows_and_a_note(tmp_path):
+    folder = write_audit_folder(tmp_path / "old", n_users=120, user_attributes=False)
+    meta = json.loads((folder / "audit.json").read_text())
+    meta["config"]["attributes"] = None  # older audits recorded None for the default attributes ...
+    (folder / "audit.json").write_text(json.dumps(meta))
+    result = compare_audits(folder, rounds=50)
     assert set(result.table["attribute"]) == {"all"}
     assert result.verdicts.empty and "--data" in result.notes[0]
+    # ... so the specs are read from group_metrics.csv
+    assert result.notes[0].startswith("Per-group comparison skipped for gender, age_band, region, gender*age_band: "
+                                      "user attribute column(s) gender, age_band, region are not in")
+    assert set(compare_audits(folder, users=make_users(120, 0), rounds=50).table["attribute"]) > {"all"}
 
 
 def test_verdict_wording_for_lower_is_better_metrics():
@@ -139,10 +159,14 @@ def test_cli_prints_and_writes_csvs(audit_dir, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", str(audit_dir), "--out", str(out), "--rounds", "50"]) == 0
     captured = capsys.readouterr()
-    assert "ndcg" in captured.out and "--data" in captured.err
-    table = pd.read_csv(out / "comparison.csv")
+    assert "ndcg" in captured.out and "popularity improves the gender" in captured.out and captured.err == ""
+    table = pd.read_csv(out / "comparison.csv", keep_default_na=False)
     assert {"model_a", "model_b", "difference", "ci_low", "ci_high"} <= set(table.columns)
+    assert {"all", "gender", "gender*age_band"} <= set(table["attribute"])
     assert (out / "verdicts.csv").is_file()
+    old = write_audit_folder(tmp_path / "old", n_users=120, user_attributes=False)
+    assert main(["compare", str(old), "--out", str(out), "--rounds", "20"]) == 0
+    assert "--data" in capsys.readouterr().err
 
 
 def test_cli_refuses_mismatched_folders(tmp_path, capsys):

@@ -15,7 +15,9 @@ from pypdf import PdfReader
 
 from audit_fixture import write_audit_folder, write_optional_explanations
 from fairaudit.cli import main
-from fairaudit.report import build_report, format_number
+from fairaudit.compare import compare_audits
+from fairaudit.report import Thresholds, build_report, by_severity, check_counts, evaluate_thresholds, format_number
+from fairaudit.report._build import SUMMARY_GAPS
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) not installed")
 
@@ -28,9 +30,9 @@ TITLE = "=cmd|' /C calc'!A0 audit"
 DATE = dt.date(2026, 3, 14)
 SECTIONS = ("Contents", "Executive summary", "Largest accuracy gaps", "Threshold checks", "Data", "Group sizes",
             "Suppressed small groups", "Model cards", "Results", "Item exposure", "Diversity, novelty and calibration",
-            "Counterfactual attribute probes", "SHAP drivers of the gaps", "Model comparison",
-            "Threshold checks in detail", "Methodology and limitations", "What this audit cannot show", "Appendix",
-            "Software versions")
+            "Counterfactual attribute probes", "SHAP drivers of the gaps", "Model comparison", "Gap changes per group",
+            "Methodology and limitations", "What this audit cannot show", "Appendix", "All threshold checks",
+            "Full configuration", "Software versions")
 
 
 def pdf_text(path: Path) -> str:
@@ -88,6 +90,62 @@ def test_largest_gap_sentence_quotes_gaps_csv(audit_dir, text):
     expected = (f"difference {format_number(first.difference)}, 95% CI [{format_number(first.ci_low)}, "
                 f"{format_number(first.ci_high)}]")
     assert squeeze(expected) in squeeze(text)
+
+
+def _checks(audit_dir: Path) -> pd.DataFrame:
+    read = {n: pd.read_csv(audit_dir / f"{n}.csv", keep_default_na=False) for n in ("group_metrics", "gaps", "item_exposure")}
+    return evaluate_thresholds(read["group_metrics"], read["gaps"], read["item_exposure"], Thresholds())
+
+
+def _page_of(report: Path, needle: str, start: int = 0) -> int:
+    pages = [squeeze(p.extract_text()) for p in PdfReader(report).pages]
+    return next(i for i, page in enumerate(pages) if i >= start and squeeze(needle) in page)
+
+
+def test_executive_summary_is_one_page_with_counts_per_attribute(audit_dir, report, text):
+    start = text.index("Executive summary", text.index("Contents") + 200)
+    summary = text[start:text.index("Group sizes", start)]
+    counts = check_counts(_checks(audit_dir))
+    assert set(counts["attribute"]) == {"gender", "age_band", "region", "gender*age_band", "popularity_tier", "genre"}
+    flat = squeeze(summary)
+    for row in counts.itertuples(index=False):  # one table row per model x check x attribute, counts as computed
+        assert squeeze(" ".join(map(str, row))) in flat, row
+    totals = _checks(audit_dir)["status"].value_counts()
+    assert squeeze(f"{totals.sum()} checks: {totals.get('pass', 0)} pass, {totals.get('attention', 0)} need "
+                   f"attention, {totals.get('fail', 0)} fail") in flat
+    assert summary.count("95% CI [") == SUMMARY_GAPS  # the top gaps, and no list of failed checks any more
+    assert len(re.findall(r"\bFAIL\b", summary)) == 2  # only the two rules say FAIL
+    first = _page_of(report, "Largest accuracy gaps", start=2)
+    assert _page_of(report, "Group sizes", start=first) <= first + 1  # summary on one page, Data follows
+
+
+def test_appendix_lists_every_check_by_severity(audit_dir, text):
+    appendix = text[text.rindex("All threshold checks"):text.rindex("Full configuration")]
+    checks = by_severity(_checks(audit_dir))
+    statuses = re.findall(r"\b(FAIL|ATTENTION|PASS)\b", appendix)
+    assert statuses == [s.upper() for s in checks["status"]]  # every check once, failures first
+    assert statuses.index("ATTENTION") > statuses.index("FAIL") and "PASS" in statuses
+    flat = squeeze(appendix)
+    for row in checks.itertuples():
+        cell = (format_number(row.estimate) if row.ci_low == row.ci_high == row.estimate  # exposure: no CI
+                else f"{format_number(row.estimate)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]")
+        assert squeeze(f"{row.status.upper()}{row.model}") in flat and cell in flat, row
+
+
+def test_comparison_gives_paired_cis_per_group_from_the_folder_alone(audit_dir, text):
+    comparison = squeeze(text[text.rindex("Gap changes per group"):text.rindex("Methodology and limitations")])
+    result = compare_audits(audit_dir)  # same rounds, seed and minimum group size as the report
+    table = result.table
+    rows = table[(table["quantity"] == "directed_gap") & table["metric"].isin(["ndcg", "recall"])]
+    assert set(rows["attribute"]) == {"gender", "age_band", "region", "gender*age_band"}
+    for row in rows.itertuples():
+        cell = f"{format_number(row.difference)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]"
+        assert cell in comparison, (row.attribute, row.group, row.metric, cell)
+    # the planted llm gap for women (group renamed '<b>x</b>') narrows under the second model: whole CI below 0
+    female = rows[(rows["attribute"] == "gender") & (rows["group"] == NAMES["F"]) & (rows["metric"] == "ndcg")].iloc[0]
+    assert female.ci_high < 0 and "narrower" in comparison
+    verdicts = result.verdicts.set_index(["attribute", "metric"])
+    assert squeeze(verdicts.loc[("gender", "ndcg"), "verdict"]) in comparison
 
 
 def test_cover_names_models_fingerprints_and_date(text):
@@ -169,7 +227,9 @@ def test_cli_writes_the_pdf(audit_dir, tmp_path, capsys):
     assert code == 0 and out.is_file()
     text = pdf_text(out)
     assert "ACME" in text and "at least 0.9" in text and "within +/-0.01" in text
-    assert "No check fails." not in text and "FAIL" in text
+    fails = int(re.search(r"(\d+) fail\.", text).group(1))
+    appendix = text[text.rindex("All threshold checks"):text.rindex("Full configuration")]
+    assert fails > 0 and len(re.findall(r"\bFAIL\b", appendix)) == fails
 
 
 def test_cli_reports_a_missing_audit_folder(tmp_path, capsys):
@@ -180,7 +240,6 @@ def test_cli_reports_a_missing_audit_folder(tmp_path, capsys):
 def test_report_and_comparison_from_a_real_audit(tmp_path):
     from conftest import make_tiny_dataset
     from fairaudit.audit import AuditConfig, run_audit, write_audit
-    from fairaudit.compare import compare_audits
     from fairaudit.data import make_split
     from fairaudit.models import create_model
 
@@ -200,3 +259,6 @@ def test_report_and_comparison_from_a_real_audit(tmp_path):
     assert {"gender", "age_band", "all"} == set(result.table["attribute"])
     assert set(result.verdicts["attribute"]) == {"gender", "age_band"}
     assert result.verdicts["verdict"].str.startswith("itemknn ").all()
+    alone = compare_audits(folder, rounds=50)  # the attribute columns of user_metrics.parquet suffice
+    pd.testing.assert_frame_equal(alone.table, result.table)
+    assert alone.notes == [] and "Nopergroupcomparison" not in flat

@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
 
-from fairaudit.report import Thresholds, exposure_checks, format_number, ratio_checks, safe_csv
+from fairaudit.report import (
+    Thresholds,
+    by_severity,
+    check_counts,
+    evaluate_thresholds,
+    exposure_checks,
+    format_number,
+    ratio_checks,
+    safe_csv,
+)
 from fairaudit.report._document import clean_text
 from fairaudit.report._rules import _BAD_THRESHOLD, _UNKNOWN_THRESHOLD, interval_status
 
@@ -57,6 +66,27 @@ def test_exposure_checks_with_and_without_ci():
     assert out["status"].tolist() == ["fail", "pass", "fail"]
     with_ci = ie.assign(ci_low=[0.25, 0.25, 0.30, 0.9], ci_high=[0.45, 0.45, 0.45, 0.9])
     assert exposure_checks(with_ci, Thresholds())["status"].tolist() == ["attention", "attention", "attention"]
+
+
+def test_counts_per_attribute_and_severity_order():
+    gm = pd.DataFrame({"model": "m", "attribute": ["g", "g", "a"], "group": ["F", "M", "old"], "metric": "ndcg",
+                       "value": [0.24, 0.30, 0.29]})
+    gaps = pd.DataFrame({"model": "m", "attribute": ["g", "a"], "group": ["F", "old"], "reference": "best",
+                         "metric": "ndcg", "difference": [-0.06, -0.01], "ci_low": [-0.09, -0.02],
+                         "ci_high": [-0.03, 0.0]})
+    ie = pd.DataFrame({"model": "m", "user_attribute": "all", "user_group": "all", "item_attribute": "tier",
+                       "item_group": ["head", "tail"], "browsing": "dcg", "exposure_share": [0.35, 0.65],
+                       "catalogue_share": [0.2, 0.8], "relevance_share": 0.5})
+    checks = evaluate_thresholds(gm, gaps, ie, Thresholds())
+    # g = F: ratio CI [0.7, 0.9] -> attention; a = old: ratio CI [0.93, 1.0] -> pass; tier: +-0.15 -> fail, fail
+    assert checks["attribute"].tolist() == ["g", "a", "tier", "tier"]
+    assert check_counts(checks).values.tolist() == [["m", "accuracy ratio", "g", 0, 1, 0],
+                                                    ["m", "accuracy ratio", "a", 1, 0, 0],
+                                                    ["m", "exposure share", "tier", 0, 0, 2]]
+    ordered = by_severity(checks)
+    assert ordered["status"].tolist() == ["fail", "fail", "attention", "pass"]
+    assert ordered["subject"].tolist()[:2] == ["tier = head (dcg)", "tier = tail (dcg)"]  # stable within a status
+    assert len(ordered) == len(checks) and check_counts(checks)[["pass", "attention", "fail"]].to_numpy().sum() == 4
 
 
 def test_threshold_validation_messages():

@@ -12,8 +12,9 @@ Compare the models of one audit folder (the first model against each other one) 
 two audit folders made on the same data and split (refused otherwise). For every per-user metric,
 overall and per group, the difference B - A with a paired-bootstrap 95% CI (the same resampled
 users for both models), and for every gap the change of the gap; then one verdict sentence per
-attribute and metric. Per-group rows need the users' attributes: pass the dataset with --data
-(its fingerprint must match the audit's).
+attribute and metric. Per-group rows use the user attribute columns stored in
+user_metrics.parquet; for older audit folders without them pass the dataset with --data (its
+fingerprint must match the audit's).
 
 Writes comparison.csv and verdicts.csv to --out (default: AUDIT_A) and prints the verdicts.
 
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR", help="folder for comparison.csv and verdicts.csv")
     parser.add_argument("--model-a", default=None, help="baseline model name (default: the first)")
     parser.add_argument("--model-b", default=None, help="candidate model name (default: every other / the first of B)")
-    parser.add_argument("--data", default=None, metavar="PATH", help="dataset the audit used, for per-group rows")
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="dataset the audit used (per-group rows for older audit folders)")
     parser.add_argument("--rounds", type=int, default=None, help="bootstrap rounds (default: the audit's)")
     parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the audit's)")
 

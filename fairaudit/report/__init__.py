@@ -11,6 +11,8 @@ from fairaudit.report._document import PAPERS, Paper
 from fairaudit.report._rules import (
     RATIO_METRICS,
     Thresholds,
+    by_severity,
+    check_counts,
     evaluate_thresholds,
     exposure_checks,
     format_number,
@@ -19,6 +21,6 @@ from fairaudit.report._rules import (
 )
 
 __all__ = [
-    "FORMULA_PREFIXES", "PAPERS", "Paper", "RATIO_METRICS", "Thresholds", "build_report", "evaluate_thresholds",
-    "exposure_checks", "format_number", "largest_gap_sentences", "ratio_checks", "safe_csv",
+    "FORMULA_PREFIXES", "PAPERS", "Paper", "RATIO_METRICS", "Thresholds", "build_report", "by_severity", "check_counts",
+    "evaluate_thresholds", "exposure_checks", "format_number", "largest_gap_sentences", "ratio_checks", "safe_csv",
 ]

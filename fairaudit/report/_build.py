@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 
 import fairaudit
 from fairaudit import plots
-from fairaudit.compare import compare_models
+from fairaudit.audit import ALL
+from fairaudit.compare import audit_groups, compare_models, verdicts
 from fairaudit.models._encoder import DEFAULT_ENCODER
 from fairaudit.plots import metric_label
 from fairaudit.report._charts import ChartRenderer
@@ -25,6 +26,8 @@ from fairaudit.report._rules import (
     RATIO_METRICS,
     STATUSES,
     Thresholds,
+    by_severity,
+    check_counts,
     evaluate_thresholds,
     format_number as fmt,
     largest_gap_sentences,
@@ -33,7 +36,8 @@ from fairaudit.report._rules import (
 DEFAULT_TITLE = "Fairness audit of recommender models"
 DIVERSITY = ("ild_embedding", "ild_genre", "genre_coverage", "novelty", "long_tail_share", "avg_popularity",
              "miscalibration")
-#: Metrics whose gaps are tabulated in full (every gap is in gaps.csv and in the threshold checks).
+#: Metrics whose gaps, and the comparison's per-group gap changes, are tabulated in full (every gap is in
+#: gaps.csv and in the threshold checks; every gap change in ``python -m fairaudit compare``'s comparison.csv).
 GAP_TABLE_METRICS = ("ndcg", "recall")
 #: How the audit grouped its gap tests for the Benjamini-Hochberg correction (``fdr_family`` in audit.json).
 _FDR_FAMILIES = {
@@ -47,8 +51,8 @@ PROBE_CHART_METRICS = ("jaccard", "prag")
 SHAP_TOP = 15
 #: Table-of-contents lines that fit on one page (Letter, the shorter paper, holds 40 lines of 5.5 mm).
 TOC_LINES_PER_PAGE = 40
-#: Failed checks listed in the executive summary (all non-passing checks are in "Threshold checks in detail").
-SUMMARY_FAILS = 12
+#: Largest accuracy gaps quoted in the executive summary.
+SUMMARY_GAPS = 5
 _SOFTWARE = ("fairaudit", "fpdf2", "plotly", "kaleido", "pandas", "numpy")
 
 
@@ -156,7 +160,6 @@ class _Sections:
         self.explanations()
         if n_models > 1:
             self.comparison()
-        self.check_details()
         self.methodology()
         self.appendix()
 
@@ -181,11 +184,18 @@ class _Sections:
         self.pdf.png(data, caption=caption)
 
     @cached_property
+    def groups(self) -> dict[str, pd.Series]:
+        """User groups of every audited attribute, from the attribute columns of ``user_metrics.parquet``."""
+        return audit_groups(self.audit.user_metrics, self.audit.attributes)
+
+    @cached_property
     def comparisons(self) -> pd.DataFrame:
-        """Paired comparison of the first model against each other one (overall rows)."""
+        """Paired comparison (``fairaudit.compare``) of the first model against each other one: overall
+        and per group, with the per-group gap changes."""
         config, base = self.audit.config, self.audit.models[0]
-        tables = [compare_models(self.audit.user_metrics, model_a=base, model_b=other,
-                                 rounds=int(config.get("bootstrap_rounds", 1000)), seed=int(config.get("seed", 0)))
+        tables = [compare_models(self.audit.user_metrics, model_a=base, model_b=other, groups=self.groups,
+                                 rounds=int(config.get("bootstrap_rounds", 1000)), seed=int(config.get("seed", 0)),
+                                 min_group_size=self.audit.min_group_size)
                   for other in self.audit.models[1:]]
         return pd.concat(tables, ignore_index=True)
 
@@ -220,41 +230,35 @@ class _Sections:
             f"{', '.join(audit.attributes) or 'no attribute'}. All numbers come from the audit folder; "
             f"intervals are 95% bootstrap confidence intervals.")
         pdf.heading("Largest accuracy gaps", level=1)
-        sentences = largest_gap_sentences(audit.group_metrics, audit.gaps, k=self.k, alpha=t.alpha)
-        pdf.bullets(sentences or ["No gap could be tested (every group is below the minimum size)."])
+        sentences = largest_gap_sentences(audit.group_metrics, audit.gaps, k=self.k, alpha=t.alpha, top=SUMMARY_GAPS)
+        pdf.bullets(sentences or ["No gap could be tested (every group is below the minimum size)."], size=9)
         pdf.heading("Threshold checks", level=1)
-        pdf.paragraph("Rules:", style="B")
-        pdf.bullets(t.rules(), size=9)
-        counts = self.checks.groupby(["model", "check"], sort=False)["status"].value_counts().unstack(fill_value=0)
-        counts = counts.reindex(columns=list(STATUSES), fill_value=0)
-        pdf.data_table(("Model", "Check", "Pass", "Attention", "Fail"),
-                       [(m, c, *map(int, r)) for (m, c), r in zip(counts.index, counts.to_numpy())],
-                       widths=(30, 30, 13, 13, 13), size=9)
-        fails = self.checks[self.checks["status"] == "fail"]
-        if fails.empty:
-            pdf.paragraph("No check fails.")
-        else:
-            pdf.paragraph("Failed checks:", style="B")
-            self._check_table(fails.head(SUMMARY_FAILS))
-            if len(fails) > SUMMARY_FAILS:
-                pdf.paragraph(f"... and {len(fails) - SUMMARY_FAILS} more failed checks; all checks that do not "
-                              "pass are listed in 'Threshold checks in detail'.")
+        pdf.bullets(t.rules(), size=8.5)
+        totals = self.checks["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+        pdf.paragraph(f"{len(self.checks)} checks: {totals['pass']} pass, {totals['attention']} need attention, "
+                      f"{totals['fail']} fail. Counts per model and attribute (the user attribute of accuracy ratios, "
+                      "the item attribute of exposure shares); every check with its estimate and CI, failures "
+                      "first, is listed in the appendix 'All threshold checks'.", size=9)
+        pdf.data_table(("Model", "Check", "Attribute", "Pass", "Attention", "Fail"),
+                       [tuple(row) for row in check_counts(self.checks).itertuples(index=False)],
+                       widths=(26, 26, 34, 12, 14, 12), size=8)
 
-    def _check_table(self, checks: pd.DataFrame) -> None:
-        self.pdf.data_table(("Model", "Subject", "Metric", "Estimate [95% CI]", "Rule", "Status"),
-                            [(r.model, r.subject, metric_label(r.metric, self.k) if r.metric in RATIO_METRICS
-                              else r.metric, _ci(r.estimate, r.ci_low, r.ci_high), r.threshold, r.status.upper())
-                             for r in checks.itertuples()], widths=(16, 30, 16, 24, 14, 12), size=7.5)
-
-    def check_details(self) -> None:
-        self.pdf.heading("Threshold checks in detail")
-        pending = self.checks[self.checks["status"] != "pass"]
-        if pending.empty:
-            self.pdf.paragraph("Every check passes.")
+    def all_checks(self) -> None:
+        """Appendix table of every threshold check, most severe first."""
+        pdf, t = self.pdf, self.thresholds
+        pdf.heading("All threshold checks", level=1)
+        if self.checks.empty:
+            pdf.paragraph("No check could be evaluated.")
             return
-        self.pdf.paragraph("Every check that does not pass, failures first (rules in the executive summary).")
-        order = pending["status"].map({"fail": 0, "attention": 1})
-        self._check_table(pending.assign(order=order).sort_values(["order", "model", "check"], kind="stable"))
+        pdf.paragraph(f"Every check of the executive summary: failures first, then attention, then pass. Rules: "
+                      f"accuracy ratio >= {t.min_ratio:g}, exposure share minus catalogue share within "
+                      f"+/-{t.max_exposure_diff:g} (in full in the executive summary).", size=8.5)
+        pdf.data_table(
+            ("Status", "Model", "Check", "Subject", "Metric", "Estimate [95% CI]"),
+            [(r.status.upper(), r.model, r.check, r.subject,
+              metric_label(r.metric, self.k) if r.metric in RATIO_METRICS else "exposure - catalogue",
+              _ci(r.estimate, r.ci_low, r.ci_high)) for r in by_severity(self.checks).itertuples()],
+            widths=(17, 18, 21, 52, 27, 31), size=6.5, padding=0.35)
 
     def data(self) -> None:
         pdf, audit = self.pdf, self.audit
@@ -428,43 +432,38 @@ class _Sections:
         pdf.heading("Model comparison")
         base = audit.models[0]
         pdf.paragraph(f"Each model against the baseline {base} on the same users: paired-bootstrap differences "
-                      "(B - A) of the overall metrics, and the change of the largest group gap per attribute.")
+                      "(B - A; the same resampled users for both models) of the overall metrics, and of each "
+                      "group's gap vs the rest of users.")
         table = self.comparisons
-        rows = table[table["metric"].isin(RATIO_METRICS + DIVERSITY)]
+        overall = table[(table["attribute"] == ALL) & (table["quantity"] == "value")
+                        & table["metric"].isin(RATIO_METRICS + DIVERSITY)]
         pdf.data_table(("A", "B", "Metric", "A", "B", "B - A [95% CI]"),
                        [(r.model_a, r.model_b, metric_label(r.metric, self.k), fmt(r.a), fmt(r.b),
-                         _ci(r.difference, r.ci_low, r.ci_high)) for r in rows.itertuples()],
+                         _ci(r.difference, r.ci_low, r.ci_high)) for r in overall.itertuples()],
                        widths=(16, 16, 28, 12, 12, 30), size=7.5)
-        gap_changes = self._gap_changes(base)
-        if gap_changes:
-            pdf.heading("Gap verdicts", level=1)
-            pdf.bullets(gap_changes, size=9)
+        pdf.heading("Gap changes per group", level=1)
+        missing = [a for a in audit.attributes if a not in self.groups]
+        if missing:
+            pdf.paragraph(f"No per-group comparison for {', '.join(missing)}: user_metrics.parquet lacks the user "
+                          "attribute columns (audit written before they were stored); run `python -m fairaudit "
+                          "compare` with --data.", style="I", size=9)
+        changes = table[(table["quantity"] == "directed_gap") & table["metric"].isin(GAP_TABLE_METRICS)]
+        if not changes.empty:
+            pdf.paragraph("Per tested group: |gap| = |group mean - rest mean| under A, B's gap measured on the same "
+                          "side (negative: B reverses it), and the change B - A with its paired-bootstrap 95% CI "
+                          "(group and rest resampled separately, the same users for both models). Verdict: narrower "
+                          "(or reversed) when the whole CI is below 0, wider when above 0. All metrics: "
+                          "`python -m fairaudit compare`.", size=9)
+            pdf.data_table(("B", "Attribute", "Group", "Metric", "|gap| A", "Gap B", "Change [95% CI]", "Verdict"),
+                           [(r.model_b, r.attribute, r.group, metric_label(r.metric, self.k), fmt(r.a), fmt(r.b),
+                             _ci(r.difference, r.ci_low, r.ci_high),
+                             _gap_change_word(r.b, r.ci_low, r.ci_high))
+                            for r in changes.itertuples()], widths=(15, 20, 20, 15, 11, 11, 27, 16), size=7)
+            pdf.paragraph("Gap verdicts (the largest gap of each attribute):", style="B", size=9)
+            pdf.bullets(verdicts(table[table["metric"].isin(GAP_TABLE_METRICS)], k=self.k)["verdict"].tolist(), size=9)
         for attribute in (a for a in audit.attributes if "*" not in a):
             self.chart(lambda a=attribute: plots.tradeoff_chart(audit.group_metrics, audit.gaps, metric="ndcg",
                                                                 attribute=a, k=self.k))
-
-    def _gap_changes(self, base: str) -> list[str]:
-        """Verdict sentences from the audit's own gap table (group labels are not in the folder)."""
-        gaps = self.audit.gaps
-        rest = gaps[(gaps["reference"] == "rest") & (gaps["metric"] == "ndcg")]
-        if rest.empty:
-            return []
-        pivot = rest.pivot_table(index=["attribute", "group"], columns="model", values="difference", aggfunc="first")
-        table = []
-        for (attribute, group), row in pivot.iterrows():
-            for other in self.audit.models[1:]:
-                if base in row and other in row:
-                    table.append({"model_a": base, "model_b": other, "attribute": attribute, "group": group,
-                                  "quantity": "directed_gap", "metric": "ndcg", "a": abs(row[base]),
-                                  "b": row[other] * (1 if row[base] >= 0 else -1)})
-        if not table:
-            return []
-        frame = pd.DataFrame(table)
-        largest = frame.loc[frame.groupby(["model_b", "attribute"], sort=False)["a"].idxmax()]
-        return [f"{r.model_b} vs {r.model_a}: the largest {r.attribute} {metric_label('ndcg', self.k)} gap "
-                f"({r.group} vs rest) is {fmt(r.a)} for {r.model_a} and {fmt(r.b)} for {r.model_b} on the same side "
-                f"(point estimates; run `python -m fairaudit compare` with --data for paired CIs per group)."
-                for r in largest.itertuples()]
 
     def methodology(self) -> None:
         pdf, audit, config = self.pdf, self.audit, self.audit.config
@@ -491,7 +490,8 @@ class _Sections:
             f"Multiple testing: Benjamini-Hochberg adjustment {_FDR_FAMILIES.get(config.get('fdr_family'), _FDR_UNKNOWN)}; "
             f"a gap is significant when the adjusted p < {self.thresholds.alpha:g}.",
             f"Groups with fewer than {audit.min_group_size} users are reported but not tested.",
-            "Model comparison: paired bootstrap - the same resampled users for both models - of differences (B - A).",
+            "Model comparison: paired bootstrap - the same resampled users for both models - of differences (B - A), "
+            "overall and per group; gap changes resample each group and its rest separately (fairaudit.compare).",
         ], size=9)
         pdf.heading("What this audit cannot show", level=1)
         pdf.bullets([
@@ -506,6 +506,7 @@ class _Sections:
     def appendix(self) -> None:
         pdf, audit = self.pdf, self.audit
         pdf.heading("Appendix")
+        self.all_checks()
         pdf.heading("Full configuration", level=1)
         pdf.monospace(json.dumps(audit.config, indent=2, sort_keys=True, default=str))
         pdf.heading("Software versions", level=1)
@@ -514,6 +515,17 @@ class _Sections:
         rows += [(f"report: {name}", _version(name)) for name in _SOFTWARE]
         rows.append(("report: python", platform.python_version()))
         pdf.data_table(("Software", "Version"), rows, widths=(40, 40), size=8)
+
+
+def _gap_change_word(gap_b: float, low: float, high: float) -> str:
+    """Verdict on a directed gap change: ``narrower``/``reversed`` (CI below 0), ``wider`` (above 0).
+
+    >>> _gap_change_word(0.01, -0.03, -0.01), _gap_change_word(-0.01, -0.05, -0.02), _gap_change_word(0.1, -0.01, 0.02)
+    ('narrower', 'reversed', 'no sig. change')
+    """
+    if high < 0:
+        return "reversed" if gap_b < 0 else "narrower"
+    return "wider" if low > 0 else "no sig. change"
 
 
 def _encoder(kind: object, params: Mapping[str, Any]) -> str:

@@ -152,14 +152,17 @@ class ReportPDF(FPDF):
         self.ln(2)
 
     def data_table(self, header: Sequence[str], rows: Sequence[Sequence[object]], *, widths: Sequence[float] | None = None,
-              size: float = 8, align: str = "LEFT") -> None:
-        """A table with a repeated bold heading row; every cell drawn as literal text."""
+              size: float = 8, align: str = "LEFT", padding: float = 0.8) -> None:
+        """A table with a repeated bold heading row; every cell drawn as literal text.
+
+        ``padding`` is the space (mm) above and below each cell's text; long tables use less.
+        """
         if not rows:
             return
         self.set_font(self.body_font, size=size)
         self.set_draw_color(190)
         with super().table(col_widths=tuple(widths) if widths else None, text_align=align, width=self.epw,
-                           line_height=size * 0.5, padding=(0.8, 1.2), markdown=False, repeat_headings=1,
+                           line_height=size * 0.5, padding=(padding, 1.2), markdown=False, repeat_headings=1,
                            headings_style=FontFace(emphasis="BOLD", fill_color=(235, 238, 243)),
                            first_row_as_headings=True) as table:
             for values in (header, *rows):

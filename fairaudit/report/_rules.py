@@ -98,7 +98,10 @@ def format_number(value: float) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
-CHECK_COLUMNS = ("model", "check", "subject", "metric", "estimate", "ci_low", "ci_high", "threshold", "status")
+CHECK_COLUMNS = ("model", "check", "attribute", "subject", "metric", "estimate", "ci_low", "ci_high", "threshold",
+                 "status")
+#: Order of statuses from most to least severe (appendix sort order).
+SEVERITY = {"fail": 0, "attention": 1, "pass": 2}
 
 
 def ratio_checks(group_metrics: pd.DataFrame, gaps: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
@@ -124,7 +127,7 @@ def ratio_checks(group_metrics: pd.DataFrame, gaps: pd.DataFrame, thresholds: Th
         low = 1 + rows["ci_low"].to_numpy() / ref_value
         high = 1 + rows["ci_high"].to_numpy() / ref_value
     out = pd.DataFrame({
-        "model": rows["model"].to_numpy(), "check": "accuracy ratio",
+        "model": rows["model"].to_numpy(), "check": "accuracy ratio", "attribute": rows["attribute"].to_numpy(),
         "subject": (rows["attribute"] + " = " + rows["group"] + " vs " + reference).to_numpy(),
         "metric": rows["metric"].to_numpy(), "estimate": ratio, "ci_low": low, "ci_high": high,
         "threshold": f">= {thresholds.min_ratio:g}",
@@ -148,7 +151,7 @@ def exposure_checks(item_exposure: pd.DataFrame, thresholds: Thresholds) -> pd.D
     low = (rows["ci_low"] - rows["catalogue_share"]).to_numpy() if has_ci else diff
     high = (rows["ci_high"] - rows["catalogue_share"]).to_numpy() if has_ci else diff
     out = pd.DataFrame({
-        "model": rows["model"].to_numpy(), "check": "exposure share",
+        "model": rows["model"].to_numpy(), "check": "exposure share", "attribute": rows["item_attribute"].to_numpy(),
         "subject": (rows["item_attribute"] + " = " + rows["item_group"] + " (" + rows["browsing"] + ")").to_numpy(),
         "metric": "exposure - catalogue share", "estimate": diff, "ci_low": low, "ci_high": high,
         "threshold": f"within +/-{thresholds.max_exposure_diff:g}",
@@ -166,10 +169,39 @@ def evaluate_thresholds(group_metrics: pd.DataFrame, gaps: pd.DataFrame, item_ex
     ...     pd.DataFrame(columns=["model", "attribute", "group", "reference", "metric", "difference", "ci_low",
     ...     "ci_high"]), pd.DataFrame(columns=["model", "user_attribute", "item_attribute", "item_group",
     ...     "browsing", "exposure_share", "catalogue_share"])).shape
-    (0, 9)
+    (0, 10)
     """
     return pd.concat([ratio_checks(group_metrics, gaps, thresholds), exposure_checks(item_exposure, thresholds)],
                      ignore_index=True)
+
+
+def check_counts(checks: pd.DataFrame) -> pd.DataFrame:
+    """Pass / attention / fail counts per model, check and attribute (user attribute for accuracy
+    ratios, item attribute for exposure shares), in the checks' order.
+
+    >>> checks = pd.DataFrame({"model": "m", "check": "accuracy ratio", "attribute": ["g", "g", "a"],
+    ...                        "status": ["pass", "fail", "fail"]})
+    >>> check_counts(checks).values.tolist()
+    [['m', 'accuracy ratio', 'g', 1, 0, 1], ['m', 'accuracy ratio', 'a', 0, 0, 1]]
+    """
+    keys = ["model", "check", "attribute"]
+    counts = checks.groupby(keys, sort=False)["status"].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=list(STATUSES), fill_value=0).astype(int)
+    counts.columns.name = None
+    return counts.reset_index()
+
+
+def by_severity(checks: pd.DataFrame) -> pd.DataFrame:
+    """Checks sorted fail, attention, pass; within a status by model, check and attribute (stable).
+
+    >>> checks = pd.DataFrame({"model": ["b", "a", "a"], "check": "c", "attribute": "g",
+    ...                        "status": ["fail", "pass", "fail"]})
+    >>> by_severity(checks)[["model", "status"]].values.tolist()
+    [['a', 'fail'], ['b', 'fail'], ['a', 'pass']]
+    """
+    order = checks["status"].map(SEVERITY)
+    return (checks.assign(_severity=order).sort_values(["_severity", "model", "check", "attribute"], kind="stable")
+            .drop(columns="_severity").reset_index(drop=True))
 
 
 def largest_gap_sentences(group_metrics: pd.DataFrame, gaps: pd.DataFrame, *, k: int = 10, top: int = 5,
