@@ -17,20 +17,7 @@ from fairaudit.explain import (
     add_explanations_to_audit,
 )
 from fairaudit.models import create_model
-from fairaudit.models._popularity import PopularityRecommender
 from tests.conftest import make_tiny_dataset
-
-
-class GenderOnlyProfile(PopularityRecommender):
-    """Popularity that, like a profile-reading model, refuses overrides of attributes it does not state."""
-
-    kind = "gender_only_test"
-
-    def _score_indices(self, user_idx, item_idx, attribute_overrides=None):
-        unknown = set(attribute_overrides or {}) - {"gender"}
-        if unknown:
-            raise KeyError(f"attribute_overrides names {sorted(unknown)}")
-        return super()._score_indices(user_idx, item_idx, attribute_overrides)
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +48,14 @@ def test_surrogate_tables_are_written_per_model_with_their_fit(audited):
     assert settings["seed"] == 0 and settings["bootstrap_rounds"] == 50 and settings["k"] == 5
 
 
-def test_probes_are_added_and_unstated_attributes_are_skipped(audited):
+def test_probes_are_added_for_every_model_and_attribute(audited):
     data, split, models, folder = audited
-    models = {**models, "gender-only": GenderOnlyProfile().fit(data, split)}
     add_explanations_to_audit(folder, data, models, attributes=("gender", "age_band"), probe_users=40)
     probes = pd.read_csv(folder / EXPLANATION_FILES["probes"])
     assert list(probes.columns) == ["model", *PROBE_COLUMNS]
     pairs = set(map(tuple, probes[["model", "attribute"]].drop_duplicates().to_numpy()))
-    assert pairs == {("pop", "gender"), ("pop", "age_band"), ("knn", "gender"), ("knn", "age_band"),
-                     ("gender-only", "gender")}  # fmt: skip
-    assert (probes.loc[probes["metric"] == "jaccard", "estimate"] == 1.0).all()  # all three ignore attributes
-    skipped = json.loads((folder / EXPLANATION_FILES["settings"]).read_text())["skipped_probes"]
-    assert [(s["model"], s["attribute"]) for s in skipped] == [("gender-only", "age_band")]
+    assert pairs == {("pop", "gender"), ("pop", "age_band"), ("knn", "gender"), ("knn", "age_band")}
+    assert (probes.loc[probes["metric"] == "jaccard", "estimate"] == 1.0).all()  # both ignore attributes
 
 
 def test_unknown_metric_and_missing_audit_are_refused(audited, tmp_path):

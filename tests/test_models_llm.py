@@ -64,10 +64,11 @@ def test_score_with_history_matches_score_and_reacts_to_masks(cold_llm):
     assert not torch.allclose(moved[0], full[0]) and torch.equal(moved[1], full[1])
 
 
-def test_unknown_override_attribute_refused(cold):
+def test_override_of_an_attribute_the_profile_does_not_state_changes_nothing(cold):
     model = create_model("llm", **{**LLM_PARAMS, "epochs": 1, "use_profile": True}).fit(*cold)
-    with pytest.raises(KeyError, match="not a profile attribute"):
-        model.score(["u0"], attribute_overrides={"shoe_size": "42"})
+    original = model.score(["u0", "u1"])
+    np.testing.assert_array_equal(model.score(["u0", "u1"], attribute_overrides={"shoe_size": "42"}), original)
+    assert not np.array_equal(model.score(["u0", "u1"], attribute_overrides={"gender": "X"}), original)
 
 
 def test_encoder_matches_mean_pooling_and_caches(tmp_path):

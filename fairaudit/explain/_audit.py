@@ -75,11 +75,6 @@ def add_explanations_to_audit(
     -------
     dict
         Table name -> written path (keys of :data:`EXPLANATION_FILES` that were written).
-
-    Notes
-    -----
-    A model that reads a profile text but not an attribute refuses overrides of it (``KeyError``);
-    that (model, attribute) pair is skipped and listed under ``skipped_probes`` in ``explanations.json``.
     """
     audit_dir = Path(audit_dir)
     metrics_path, meta_path = audit_dir / "user_metrics.parquet", audit_dir / "audit.json"
@@ -111,22 +106,17 @@ def add_explanations_to_audit(
         "decomposition": _write(decompositions, audit_dir / EXPLANATION_FILES["decomposition"]),
     }
 
-    probes, skipped = [], []
-    for model_name, model in (models or {}).items():
-        for attribute in attributes:
-            try:
-                table = probe_attribute(
-                    model, dataset, attribute, users=probe_users, k=k, seed=seed, bootstrap_rounds=rounds
-                )
-            except KeyError as err:  # the model's profile does not state this attribute
-                skipped.append({"model": model_name, "attribute": attribute, "reason": str(err)})
-                continue
-            probes.append(table.assign(model=model_name))
+    probes = [
+        probe_attribute(model, dataset, attribute, users=probe_users, k=k, seed=seed, bootstrap_rounds=rounds)
+        .assign(model=model_name)
+        for model_name, model in (models or {}).items()
+        for attribute in attributes
+    ]
     if probes:
         written["probes"] = _write(probes, audit_dir / EXPLANATION_FILES["probes"])
     settings = {
         "metrics": list(metrics), "attributes": list(attributes), "seed": seed, "bootstrap_rounds": rounds, "k": k,
-        "probe_users": probe_users, "skipped_probes": skipped,
+        "probe_users": probe_users,
         "surrogate": {"model": "GradientBoostingRegressor", **SURROGATE_PARAMS, "r2": "5-fold CV",
                       "shap": "TreeExplainer"},
     }  # fmt: skip

@@ -308,7 +308,7 @@ def explain_item_text(
     encoder = model.encoder
 
     def game(texts) -> np.ndarray:
-        embeddings = torch.from_numpy(encoder.encode([str(t) for t in texts]))
+        embeddings = torch.from_numpy(encoder.encode([str(t) for t in texts], cache=False))
         with torch.no_grad():
             return model.score_text_variants(np.array([user]), item, embeddings)[0].float().numpy().astype(float)
 

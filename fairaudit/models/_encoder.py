@@ -158,17 +158,20 @@ class TextEncoder:
     def _cache_file(self, texts: Sequence[str]) -> Path:
         return cache_root() / "embeddings" / self.identity / f"{_texts_digest(texts)}.npy"
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, cache: bool | None = None) -> np.ndarray:
         """L2-normalised embeddings, float32 array of shape ``(len(texts), dim)``.
 
         A list seen before (same encoder, same texts) is read from the disk cache; single
         texts seen in this process are reused from memory, so only new texts are encoded.
+        ``cache=False`` skips the disk cache for throw-away texts (e.g. SHAP's masked item
+        texts); ``None`` follows the encoder's ``cache`` setting.
         """
+        use_disk = self.cache if cache is None else cache and self.cache
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         file = self._cache_file(texts)
-        if self.cache and file.is_file():
+        if use_disk and file.is_file():
             cached = np.load(file, allow_pickle=False)
             if cached.shape == (len(texts), self.dim):
                 return cached
@@ -176,7 +179,7 @@ class TextEncoder:
         if new:
             self._memory.update(zip(new, self._compute(new)))
         out = np.stack([self._memory[t] for t in texts]).astype(np.float32)
-        if self.cache and len(texts) > 1:
+        if use_disk and len(texts) > 1:
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, out, allow_pickle=False)

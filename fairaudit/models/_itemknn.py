@@ -40,7 +40,8 @@ class ItemKNNRecommender(Recommender):
     Parameters
     ----------
     n_neighbors : int or None
-        Keep only each target item's ``n_neighbors`` most similar items (None: all).
+        Keep only each target item's ``n_neighbors`` most similar items (None: all); the
+        default 200 was the best of 50/100/200/all on MovieLens 100K (docs/benchmarks.md).
     shrinkage : float
         Added to the cosine denominator; damps similarities backed by few users.
     seed : int
@@ -60,7 +61,7 @@ class ItemKNNRecommender(Recommender):
 
     kind = "itemknn"
 
-    def __init__(self, n_neighbors: int | None = 100, shrinkage: float = 10.0, seed: int = 0) -> None:
+    def __init__(self, n_neighbors: int | None = 200, shrinkage: float = 10.0, seed: int = 0) -> None:
         self.n_neighbors = n_neighbors
         self.shrinkage = shrinkage
         self.seed = seed

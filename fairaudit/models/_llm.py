@@ -41,10 +41,6 @@ LOSSES: tuple[str, ...] = get_args(Loss)
 FULL_SOFTMAX_MAX_ITEMS = 50_000
 
 _BAD_LOSS = "loss must be one of {0}, got {1!r}"
-_UNKNOWN_OVERRIDE = (
-    "attribute_overrides names {0}, which is not a profile attribute of this model; "
-    "profile_attributes are {1}"
-)
 
 
 def profile_texts(values: pd.DataFrame) -> list[str]:
@@ -190,10 +186,11 @@ class LLMRecommender(Recommender):
                 for j, attr in enumerate(self.profile_attributes)
             }
         )
+        # An attribute the profile does not state is not read by the model, so overriding it
+        # changes nothing: the counterfactual answer is exactly the original one.
         for attr, value in (attribute_overrides or {}).items():
-            if attr not in self.profile_attributes:
-                raise KeyError(_UNKNOWN_OVERRIDE.format(attr, list(self.profile_attributes)))
-            values[attr] = str(value)
+            if attr in self.profile_attributes:
+                values[attr] = str(value)
         return values
 
     def _profile_embeddings(self, users: np.ndarray, attribute_overrides: Mapping[str, str] | None) -> torch.Tensor:

@@ -80,7 +80,9 @@ class MFRecommender(Recommender):
     seed : int
         Seeds the factor initialisation.
 
-    Items without training interactions keep zero factors: MF has no signal for them.
+    Items without training interactions keep zero factors: MF has no signal for them. The
+    defaults (16 factors, alpha 1, reg 0.1) were the best of a grid on MovieLens 100K
+    (docs/benchmarks.md); larger data usually wants more factors.
 
     Examples
     --------
@@ -98,9 +100,9 @@ class MFRecommender(Recommender):
 
     def __init__(
         self,
-        factors: int = 64,
-        alpha: float = 10.0,
-        reg: float = 1.0,
+        factors: int = 16,
+        alpha: float = 1.0,
+        reg: float = 0.1,
         iterations: int = 15,
         cg_steps: int = 3,
         device: str = "auto",
