@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.cli import main
 from fairaudit.data import make_split
 from fairaudit.explain import (
     DECOMPOSITION_COLUMNS,
@@ -64,3 +65,21 @@ def test_unknown_metric_and_missing_audit_are_refused(audited, tmp_path):
         add_explanations_to_audit(folder, data, metrics=("ndcg2",))
     with pytest.raises(FileNotFoundError, match="lacks user_metrics.parquet"):
         add_explanations_to_audit(tmp_path, data)
+
+
+def test_audit_cli_with_explain_writes_drivers_and_probes(tmp_path):
+    data = make_tiny_dataset(n_users=80, n_items=30)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("interactions", "users", "items"):
+        getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
+    assert main(["train", "--data", str(folder), "--model", "popularity", "--out", str(tmp_path / "pop")]) == 0
+    args = ["audit", "--data", str(folder), "--model", str(tmp_path / "pop"), "--out", str(tmp_path / "audit"),
+            "--k", "5", "--bootstrap", "50", "--attributes", "gender,gender*age_band", "--no-embeddings",
+            "--explain", "--probe-users", "40"]  # fmt: skip
+    assert main(args) == 0
+    probes = pd.read_csv(tmp_path / "audit" / EXPLANATION_FILES["probes"])
+    assert set(probes["attribute"]) == {"gender", "age_band"}
+    assert (probes.loc[probes["metric"] == "jaccard", "estimate"] == 1.0).all()
+    drivers = pd.read_csv(tmp_path / "audit" / EXPLANATION_FILES["drivers"])
+    assert set(drivers["model"]) == {"pop"}

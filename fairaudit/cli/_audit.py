@@ -13,7 +13,9 @@ Recommend top-K for every user with test interactions (the split each model was 
 re-created from its config and verified), compute accuracy, exposure, diversity and calibration
 per user group and intersection, with bootstrap CIs, permutation-test gaps and Benjamini-Hochberg
 correction, and write AUDIT_DIR/: recommendations.parquet, user_metrics.parquet,
-group_metrics.csv, gaps.csv, item_exposure.csv and audit.json.
+group_metrics.csv, gaps.csv, item_exposure.csv and audit.json. With --explain, also the SHAP
+gap drivers of per-user NDCG (shap_drivers.csv, gap_decomposition.csv) and counterfactual
+attribute probes of every model (probes.csv), which the report then includes.
 
 Re-run an audit exactly:  python -m fairaudit audit --config OLD_DIR/audit.json --out NEW_DIR
 
@@ -42,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-small-groups", action="store_true", help="test gaps of flagged groups too")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level and 1 - CI level (default 0.05)")
     parser.add_argument("--no-embeddings", action="store_true", help="skip intra-list diversity from LLM embeddings")
+    parser.add_argument("--explain", action="store_true", help="add SHAP gap drivers and counterfactual probes")
+    parser.add_argument("--probe-users", type=int, default=1000, help="users probed per model and attribute (1000)")
 
 
 def _display_names(dirs: list[str]) -> list[str]:
@@ -90,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
     config = AuditConfig.from_dict({**config.to_dict(), "data": sources})
     result = run_audit(dataset, split, models, config, progress=lambda line: print(line, file=sys.stderr))
     out = write_audit(result, args.out)
+    if args.explain:
+        from fairaudit.audit import plain_attributes
+        from fairaudit.explain import add_explanations_to_audit
+
+        print("explaining gaps and probing attributes", file=sys.stderr)
+        attributes = [a for a in plain_attributes(result.config.attributes) if a in dataset.users.columns]
+        add_explanations_to_audit(out, dataset, models, attributes=attributes, probe_users=args.probe_users)
     gaps = result.gaps
     significant = gaps[gaps["p_adjusted"] < config.alpha]
     print(f"Audit {result.meta['audit_id']} written to {out}")
