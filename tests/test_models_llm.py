@@ -86,6 +86,24 @@ def test_encoder_matches_mean_pooling_and_caches(tmp_path):
     assert fresh._model is None
 
 
+def test_any_local_hugging_face_folder_serves_as_encoder(cold, tmp_path):
+    """A different architecture saved with save_pretrained (here a tiny random BERT) trains and reloads."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(get_encoder().path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    BertModel(config).save_pretrained(tmp_path / "tiny-bert")
+    tokenizer.save_pretrained(tmp_path / "tiny-bert")
+    model = create_model("llm", **LLM_PARAMS, encoder=str(tmp_path / "tiny-bert")).fit(*cold)
+    assert model.item_text_embeddings_.shape[1] == 32
+    model.save(tmp_path / "model")
+    reloaded = load_model(tmp_path / "model", cold[0])
+    users = cold[0].users["user_id"][:5]
+    np.testing.assert_array_equal(reloaded.score(users), model.score(users))
+
+
 def test_encoder_refuses_non_model_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="has no config.json"):
         TextEncoder(tmp_path)
