@@ -76,7 +76,8 @@ def run_one(kind: str) -> dict:
     model = create_model(kind, **params).fit(dataset, split)
     fit_s = time.perf_counter() - start
     row = {"model": kind, "fit_s": fit_s, **_warm_quality(model, split)}
-    epochs = params.get("epochs", params.get("iterations", 1))
+    fitted = model.get_params()
+    epochs = fitted.get("epochs", fitted.get("iterations", 1))
     row["train_interactions_per_s"] = len(split.train) * epochs / fit_s
     cold_model = create_model(kind, **params).fit(dataset, cold_split)
     users = cold_split.test["user_id"].unique()
