@@ -32,6 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, help="local Hugging Face model folder (llm; default MiniLM)")
     parser.add_argument("--split", choices=("random", "temporal", "cold_items"), default="random")
     parser.add_argument("--use-profile", action="store_true", help="llm: read a profile text of user attributes")
+    parser.add_argument(
+        "--fairness", choices=("none", "difference", "exposure", "adversarial"), default="none",
+        help="llm: in-training mitigation term added to the loss (see fairaudit.mitigation; default none)",
+    )  # fmt: skip
+    parser.add_argument("--fairness-weight", type=float, default=0.0, help="llm: weight lambda of --fairness")
+    parser.add_argument(
+        "--fairness-attribute", default="gender", help="llm: user column of the difference/adversarial term"
+    )
+    parser.add_argument("--exposure-attribute", default="provider", help="llm: item column of the exposure term")
     parser.add_argument("--k", type=int, default=10, help="cut-off of the holdout quality print")
 
 
@@ -49,6 +58,10 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "llm":
         params.update({} if args.epochs is None else {"epochs": args.epochs})
         params.update(device=args.device, encoder=args.encoder, use_profile=args.use_profile)
+        params.update(
+            fairness=args.fairness, fairness_weight=args.fairness_weight,
+            fairness_attribute=args.fairness_attribute, exposure_attribute=args.exposure_attribute,
+        )  # fmt: skip
     return params
 
 

@@ -18,6 +18,9 @@ Score
     a softmax over the whole catalogue (``loss="full"``) or over the batch's held-out
     items with logQ popularity correction (``loss="in_batch"``, large catalogues); items
     already in the input are excluded, as seen items are at recommendation time.
+Fairness (optional)
+    ``loss + lambda * F`` with a term from :mod:`fairaudit.mitigation` (``fairness=...``,
+    ``fairness_weight=lambda``); off by default, and off it trains exactly the plain model.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from torch import nn
 from fairaudit.data import UNKNOWN, Dataset, Split
 from fairaudit.models._base import Progress, ProgressCallback, Recommender, register, resolve_device
 from fairaudit.models._encoder import TextEncoder, get_encoder, item_texts
+from fairaudit.mitigation._losses import FairnessKind, FairnessRegulariser
 
 Loss = Literal["auto", "full", "in_batch"]
 LOSSES: tuple[str, ...] = get_args(Loss)
@@ -103,6 +107,23 @@ class LLMRecommender(Recommender):
         Add the embedding of a profile text stating the user's attributes.
     profile_attributes : sequence of str
         User columns stated in the profile text (missing columns read ``unknown``).
+    fairness : {"none", "difference", "exposure", "adversarial"}
+        In-training mitigation added to the loss with weight ``fairness_weight`` (lambda):
+        ``"difference"`` penalises the gap in mean training loss between the groups of
+        ``fairness_attribute`` (:func:`~fairaudit.mitigation.group_difference`);
+        ``"exposure"`` the divergence of the softmax exposure of the groups of
+        ``exposure_attribute`` from their catalogue shares
+        (:func:`~fairaudit.mitigation.exposure_divergence`); ``"adversarial"`` trains a
+        classifier to predict ``fairness_attribute`` from the user vectors behind a
+        gradient-reversal layer (its accuracy is in the progress message and in
+        ``adversary_accuracy_``). ``"none"`` or ``fairness_weight=0`` trains exactly the
+        unmitigated model.
+    fairness_weight : float
+        lambda >= 0.
+    fairness_attribute : str
+        User column of the ``difference`` and ``adversarial`` terms.
+    exposure_attribute : str
+        Item column of the ``exposure`` term.
     device : str
         ``"auto"`` (CUDA when available, mixed precision there) or a torch device.
     seed : int
@@ -139,6 +160,10 @@ class LLMRecommender(Recommender):
         loss: Loss = "auto",
         use_profile: bool = False,
         profile_attributes: Sequence[str] = ("gender", "age_band", "region"),
+        fairness: FairnessKind = "none",
+        fairness_weight: float = 0.0,
+        fairness_attribute: str = "gender",
+        exposure_attribute: str = "provider",
         device: str = "auto",
         seed: int = 0,
     ) -> None:
@@ -153,6 +178,10 @@ class LLMRecommender(Recommender):
         self.loss = loss
         self.use_profile = use_profile
         self.profile_attributes = tuple(profile_attributes)
+        self.fairness = fairness
+        self.fairness_weight = fairness_weight
+        self.fairness_attribute = fairness_attribute
+        self.exposure_attribute = exposure_attribute
         self.device = device
         self.seed = seed
 
@@ -229,14 +258,20 @@ class LLMRecommender(Recommender):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             net = _TwoTower(n_users, n_items, self.item_text_embeddings_.shape[1], self.dim, self.use_profile)
+            # None when off: then no parameter is created and no random number drawn.
+            fairness = FairnessRegulariser.for_dataset(
+                self.fairness, self.fairness_weight, dataset, user_attribute=self.fairness_attribute,
+                item_attribute=self.exposure_attribute, dim=self.dim,
+            )  # fmt: skip
         net = net.to(device)
+        params = list(net.parameters()) + ([] if fairness is None else list(fairness.to(device).parameters()))
         gen = torch.Generator().manual_seed(self.seed)
         text = self.item_text_embeddings_.to(device)
         trained = self.item_trained_.to(device)
         profile = self._profile_embeddings(np.arange(n_users), None).to(device) if self.use_profile else None
         log_q = torch.log(counts.float().clamp_min(1) / counts.sum()).to(device)
         full = self.loss == "full" or (self.loss == "auto" and n_items <= FULL_SOFTMAX_MAX_ITEMS)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         active = np.unique(train_users)
         start = time.perf_counter()
         for epoch in range(self.epochs):
@@ -269,13 +304,24 @@ class LLMRecommender(Recommender):
                     n_held = targets.sum(1)
                     per_user = -(logp * targets).sum(1) / n_held.clamp_min(1)
                     loss = per_user[n_held > 0].mean() if bool((n_held > 0).any()) else logp.sum() * 0.0
+                    if fairness is not None:
+                        rows = n_held > 0
+                        items = torch.arange(n_items, device=device)[candidates]
+                        loss = loss + fairness(
+                            users=torch.as_tensor(bu, device=device)[rows], items=items, logits=logp[rows],
+                            losses=per_user[rows], user_vectors=user[rows],
+                        )  # fmt: skip
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
                 n_batches += 1
+            note = ""
+            if fairness is not None and fairness.adversary is not None:
+                self.adversary_accuracy_ = fairness.last_adversary_accuracy
+                note = f"adversary accuracy {self.adversary_accuracy_:.3f}"
             if progress is not None:
-                progress(Progress(epoch + 1, self.epochs, total / max(n_batches, 1), time.perf_counter() - start))
+                progress(Progress(epoch + 1, self.epochs, total / max(n_batches, 1), time.perf_counter() - start, note))
         # Rebuild from a detached copy of the weights, exactly as load_model does, so a
         # fitted and a reloaded model compute bit-identical scores.
         self._set_net({k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
@@ -290,6 +336,14 @@ class LLMRecommender(Recommender):
     # ---- scoring ----------------------------------------------------------------------
     def _item_side(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.net_.items(self.item_text_embeddings_, self.item_trained_[:, None].float())
+
+    def user_vectors(self, user_ids: Sequence) -> np.ndarray:
+        """User-tower output (users x ``dim``) from the training histories, e.g. to measure how much
+        of a sensitive attribute the user representations carry (:func:`fairaudit.mitigation.attribute_leakage`)."""
+        users = self.user_positions(user_ids)
+        with torch.no_grad():
+            _, _, hist = self._item_side()
+            return self._user_vectors(users, self.history_matrix(users), None, hist).numpy()
 
     def score_with_history(
         self,

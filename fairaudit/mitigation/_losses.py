@@ -1,0 +1,360 @@
+"""Fairness terms for in-training mitigation, as pure torch functions and small modules.
+
+- :func:`group_difference` - the user-side "difference loss" ``F(theta)``: the mean absolute
+  difference between user groups' mean of a per-example quantity (training loss or
+  predicted relevance of positives), after Yao & Huang (NeurIPS 2017) and Li et al.
+  (WWW 2021, user-oriented fairness).
+- :func:`exposure_divergence` - the item-side term: ``KL(target || share)`` between target
+  shares of item groups and their expected exposure under the model's softmax over the
+  candidates (Singh & Joachims 2018; Diaz et al. 2020, expected exposure).
+- :func:`grad_reverse` and :class:`AttributeAdversary` - adversarial removal of a sensitive
+  attribute from user representations with a gradient-reversal layer (Ganin & Lempitsky
+  2015; Beutel et al. 2017): the classifier learns to predict the attribute, the encoder
+  receives the reversed gradient and learns to hide it.
+- :class:`FairnessRegulariser` bundles one of them with its weight ``lambda`` for a training
+  loop, and :func:`attribute_leakage` measures, after training, how well a fresh classifier
+  still recovers the attribute from the user vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fairaudit.data import UNKNOWN, Dataset
+
+FairnessKind = Literal["none", "difference", "exposure", "adversarial"]
+FAIRNESS_KINDS: tuple[str, ...] = ("none", "difference", "exposure", "adversarial")
+
+_BAD_KIND = "fairness must be one of {0}, got '{1}'"
+_BAD_WEIGHT = "fairness_weight must be a finite number >= 0, got {0}"
+_NEEDS = "fairness='{0}' needs {1}"
+_NO_COLUMN = "The {0} table has no column '{1}' to group by for the fairness term; available columns: {2}"
+
+
+def group_difference(values: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Mean absolute difference between the group means of ``values`` (the difference loss F).
+
+    ``F = 1/(m(m-1)) sum_{a != b} |mean_a - mean_b|`` over the ``m`` groups present in the batch
+    (for two groups simply ``|mean_a - mean_b|``). Entries with a negative group code are
+    ignored; with fewer than two groups present the result is 0 (still differentiable).
+
+    Parameters
+    ----------
+    values : Tensor (B,)
+        Per-example quantity, e.g. training loss or predicted relevance of the positive.
+    groups : Tensor (B,) of int64
+        Group code of each example's user (``-1`` = not in any compared group).
+    n_groups : int
+        Number of group codes.
+
+    Examples
+    --------
+    >>> group_difference(torch.tensor([1.0, 3.0, 6.0]), torch.tensor([0, 0, 1]), 2)
+    tensor(4.)
+    >>> group_difference(torch.tensor([1.0, 2.0]), torch.tensor([0, 0]), 2)
+    tensor(0.)
+    """
+    keep = groups >= 0
+    values, groups = values[keep], groups[keep]
+    sums = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add(0, groups, values)
+    counts = torch.bincount(groups, minlength=n_groups).to(values.dtype)
+    present = counts > 0
+    means = sums[present] / counts[present]
+    m = means.shape[0]
+    if m < 2:
+        return values.sum() * 0.0
+    return (means[:, None] - means[None, :]).abs().sum() / (m * (m - 1))
+
+
+def exposure_divergence(
+    logits: torch.Tensor, item_groups: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-8
+) -> torch.Tensor:
+    """``KL(target || share)`` of item groups' expected exposure under a softmax over candidates.
+
+    ``share_g = mean_b sum_{c in g} softmax(logits_b)_c`` is the probability mass the model puts
+    on group ``g`` averaged over the batch's users (the expected exposure of a stochastic
+    ranking of length one); ``KL = sum_g t_g log(t_g / share_g)``. It is 0 when the shares
+    match the targets and grows as a target group is starved.
+
+    Parameters
+    ----------
+    logits : Tensor (B, C)
+        Scores of the batch's users for the candidates (e.g. the in-batch items).
+    item_groups : Tensor (C,) of int64
+        Group code of each candidate item.
+    target : Tensor (G,)
+        Target share of each group (sums to 1), e.g. the catalogue share.
+    eps : float
+        Floor on the shares, keeping the log finite.
+
+    Examples
+    --------
+    >>> logits = torch.zeros(1, 4)
+    >>> round(float(exposure_divergence(logits, torch.tensor([0, 0, 1, 1]), torch.tensor([0.5, 0.5]))), 6)
+    0.0
+    >>> round(float(exposure_divergence(logits, torch.tensor([0, 0, 0, 1]), torch.tensor([0.5, 0.5]))), 4)
+    0.1438
+    """
+    probs = torch.softmax(logits, dim=1).mean(dim=0)
+    share = torch.zeros(target.shape[0], dtype=probs.dtype, device=probs.device).index_add(0, item_groups, probs)
+    target = target.to(probs.dtype)
+    return (torch.special.xlogy(target, target) - torch.special.xlogy(target, share.clamp_min(eps))).sum()
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity in the forward pass; multiplies the gradient by ``-scale`` in the backward pass.
+
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> grad_reverse(x, 0.5).sum().backward()
+    >>> x.grad.tolist()
+    [-0.5, -0.5]
+    """
+    return _GradReverse.apply(x, scale)
+
+
+class AttributeAdversary(nn.Module):
+    """Small classifier predicting a sensitive attribute from user vectors, behind a reversal layer.
+
+    ``loss(vectors, labels, scale)`` is the adversary's cross-entropy: minimising it trains
+    the classifier, while the reversed gradient (times ``scale``) pushes the vectors to hide
+    the attribute.
+
+    Parameters
+    ----------
+    dim : int
+        Size of the user vectors.
+    n_classes : int
+        Number of attribute groups.
+    hidden : int
+        Hidden units of the classifier.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> adv = AttributeAdversary(4, 2)
+    >>> ce, acc = adv.loss(torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, -1]))
+    >>> ce.ndim, 0.0 <= acc <= 1.0
+    (0, True)
+    """
+
+    def __init__(self, dim: int, n_classes: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+
+    def forward(self, vectors: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.net(grad_reverse(vectors, scale))
+
+    def loss(self, vectors: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, float]:
+        """Cross-entropy over examples with a label >= 0, and the batch accuracy."""
+        keep = labels >= 0
+        logits = self(vectors[keep], scale)
+        if logits.shape[0] == 0:
+            return vectors.sum() * 0.0, float("nan")
+        accuracy = float((logits.argmax(dim=1) == labels[keep]).float().mean())
+        return nn.functional.cross_entropy(logits, labels[keep]), accuracy
+
+
+class FairnessRegulariser(nn.Module):
+    """The optional fairness term ``lambda * F`` of a recommender's training loss.
+
+    Build it with :meth:`build`, which returns ``None`` when mitigation is off
+    (``kind="none"`` or ``weight == 0``) so that an unmitigated training run creates no extra
+    parameters and draws no random numbers. Call it on every batch and add the result to
+    the loss; its parameters (the adversary's) must join the optimiser.
+
+    Parameters
+    ----------
+    kind : {"difference", "exposure", "adversarial"}
+        Which term.
+    weight : float
+        ``lambda``.
+    user_groups : Tensor (n_users,) of int64, optional
+        Group code of every user of the model (``-1`` = excluded); for ``difference`` and
+        ``adversarial``.
+    item_groups : Tensor (n_items,) of int64, optional
+        Group code of every catalogue item; for ``exposure``.
+    item_target : Tensor (G,), optional
+        Target exposure share per item group; for ``exposure``.
+    dim : int, optional
+        Size of the user vectors; for ``adversarial``.
+
+    Examples
+    --------
+    >>> FairnessRegulariser.build("none", 1.0) is None
+    True
+    >>> reg = FairnessRegulariser.build("difference", 0.5, user_groups=torch.tensor([0, 1]))
+    >>> float(reg(users=torch.tensor([0, 1]), losses=torch.tensor([1.0, 3.0])))
+    1.0
+    """
+
+    def __init__(
+        self,
+        kind: FairnessKind,
+        weight: float,
+        *,
+        user_groups: torch.Tensor | None = None,
+        item_groups: torch.Tensor | None = None,
+        item_target: torch.Tensor | None = None,
+        dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind, self.weight = kind, float(weight)
+        needs = {
+            "difference": ("user_groups", user_groups),
+            "adversarial": ("user_groups and dim", None if dim is None else user_groups),
+            "exposure": ("item_groups and item_target", None if item_target is None else item_groups),
+        }
+        if kind not in needs:
+            raise ValueError(_BAD_KIND.format(FAIRNESS_KINDS, kind))
+        if needs[kind][1] is None:
+            raise ValueError(_NEEDS.format(kind, needs[kind][0]))
+        self.register_buffer("user_groups", user_groups)
+        self.register_buffer("item_groups", item_groups)
+        self.register_buffer("item_target", item_target)
+        self.n_user_groups = 0 if user_groups is None else int(user_groups.max()) + 1
+        self.adversary = AttributeAdversary(dim, self.n_user_groups) if kind == "adversarial" else None
+        self.last_adversary_accuracy = float("nan")
+
+    @classmethod
+    def build(cls, kind: FairnessKind, weight: float, **tensors) -> "FairnessRegulariser | None":
+        """The regulariser, or ``None`` when ``kind="none"`` or ``weight == 0`` (checks both)."""
+        if kind not in FAIRNESS_KINDS:
+            raise ValueError(_BAD_KIND.format(FAIRNESS_KINDS, kind))
+        if not (np.isfinite(weight) and weight >= 0):
+            raise ValueError(_BAD_WEIGHT.format(weight))
+        if kind == "none" or weight == 0:
+            return None
+        return cls(kind, weight, **tensors)
+
+    @classmethod
+    def for_dataset(
+        cls,
+        kind: FairnessKind,
+        weight: float,
+        dataset: Dataset,
+        *,
+        user_attribute: str = "gender",
+        item_attribute: str = "provider",
+        dim: int | None = None,
+    ) -> "FairnessRegulariser | None":
+        """:meth:`build` with group codes read from ``dataset`` (rows in ``dataset.users`` / ``.items`` order).
+
+        User groups are the values of ``user_attribute`` (``"unknown"`` is left out of the
+        comparison); item groups the values of ``item_attribute``, with their catalogue shares
+        as exposure targets. Columns are read only for the term that needs them.
+
+        >>> from fairaudit.data import Dataset
+        >>> users = pd.DataFrame({"user_id": ["a", "b", "c"], "gender": ["F", "M", "unknown"]})
+        >>> data = Dataset(pd.DataFrame(columns=["user_id", "item_id"]), users, pd.DataFrame())
+        >>> FairnessRegulariser.for_dataset("difference", 1.0, data).user_groups.tolist()
+        [0, 1, -1]
+        """
+        if kind not in FAIRNESS_KINDS:
+            raise ValueError(_BAD_KIND.format(FAIRNESS_KINDS, kind))
+        if kind == "none" or weight == 0:
+            return cls.build(kind, weight)
+        tensors: dict[str, Any] = {}
+        if kind in ("difference", "adversarial"):
+            values = _column(dataset.users, user_attribute, "users")
+            codes, _ = pd.factorize(values.where(values != UNKNOWN), sort=True)
+            tensors.update(user_groups=torch.as_tensor(codes, dtype=torch.int64), dim=dim)
+        else:
+            codes, groups = pd.factorize(_column(dataset.items, item_attribute, "items"), sort=True)
+            shares = np.bincount(codes, minlength=len(groups)) / len(codes)
+            tensors.update(item_groups=torch.as_tensor(codes, dtype=torch.int64), item_target=torch.as_tensor(shares))
+        return cls.build(kind, weight, **tensors)
+
+    def forward(
+        self,
+        *,
+        users: torch.Tensor,
+        items: torch.Tensor | None = None,
+        logits: torch.Tensor | None = None,
+        losses: torch.Tensor | None = None,
+        user_vectors: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``lambda * F`` for one batch.
+
+        Parameters
+        ----------
+        users : Tensor (B,)
+            Model positions of the batch's users.
+        items : Tensor (C,)
+            Model positions of the candidate items (columns of ``logits``); ``exposure``.
+        logits : Tensor (B, C)
+            Scores of users for candidates; ``exposure``.
+        losses : Tensor (B,)
+            Per-example training loss; ``difference``.
+        user_vectors : Tensor (B, D)
+            User representations; ``adversarial``.
+        """
+        if self.kind == "difference":
+            term = group_difference(losses, self.user_groups[users], self.n_user_groups)
+        elif self.kind == "exposure":
+            term = exposure_divergence(logits, self.item_groups[items], self.item_target)
+        else:
+            term, self.last_adversary_accuracy = self.adversary.loss(user_vectors, self.user_groups[users])
+        return self.weight * term
+
+
+def _column(table: pd.DataFrame, column: str, name: str) -> pd.Series:
+    if column not in table.columns:
+        raise ValueError(_NO_COLUMN.format(name, column, [c for c in table.columns if not c.endswith("_id")]))
+    return table[column].astype(str)
+
+
+def attribute_recovery(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0) -> np.ndarray:
+    """Per user: 1.0 when a classifier that never saw the user recovers their attribute from their vector, else 0.0.
+
+    Out-of-fold predictions of a logistic regression (stratified ``folds``), so the mean is the
+    cross-validated accuracy and per-user values can be bootstrapped and compared in pairs.
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1], 30)
+    >>> float(attribute_recovery(rng.normal(size=(60, 2)) + labels[:, None] * 4, labels).mean())
+    1.0
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    labels = np.asarray(labels)
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(LogisticRegression(max_iter=1000), np.asarray(vectors, dtype=float), labels, cv=cv)
+    return (predicted == labels).astype(float)
+
+
+def attribute_leakage(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0) -> dict[str, float]:
+    """How well a fresh classifier recovers an attribute from user vectors, vs. always guessing the majority.
+
+    ``accuracy`` is the mean of :func:`attribute_recovery`, ``majority`` the majority-class rate,
+    and ``leakage = accuracy - majority`` is near 0 when the vectors carry no information about
+    the attribute.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1], 50)
+    >>> out = attribute_leakage(rng.normal(size=(100, 3)) + labels[:, None] * 3, labels)
+    >>> out["accuracy"] > 0.9, out["majority"]
+    (True, 0.5)
+    """
+    labels = np.asarray(labels)
+    majority = float(np.unique(labels, return_counts=True)[1].max() / len(labels))
+    accuracy = float(attribute_recovery(vectors, labels, folds=folds, seed=seed).mean())
+    return {"accuracy": accuracy, "majority": majority, "leakage": accuracy - majority}
