@@ -23,7 +23,7 @@ import torch
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import genre_matrix
 from fairaudit.mitigation._greedy import check_strength, greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
-from fairaudit.models._base import _REGISTRY, ProgressCallback, Recommender, register
+from fairaudit.models._base import FITTED_ATTRIBUTES, ProgressCallback, Recommender, register, restore_model
 
 RERANK_KINDS = ("rerank_exposure", "rerank_calibrated", "rerank_mmr")
 RerankKind = Literal["rerank_exposure", "rerank_calibrated", "rerank_mmr"]
@@ -121,15 +121,9 @@ class Reranker(Recommender):
         return state
 
     def _load_state(self, tensors: dict[str, torch.Tensor], config: dict) -> None:
-        base_config = config["base"]
-        base = _REGISTRY[base_config["kind"]]._from_config(base_config)
-        for name in ("user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "data_fingerprint_", "split_"):
-            setattr(base, name, getattr(self, name))
-        base._build_index()
-        base._load_state(
-            {n.removeprefix(_BASE_PREFIX): t for n, t in tensors.items() if n.startswith(_BASE_PREFIX)}, base_config
-        )
-        self.base = base
+        base_state = {n.removeprefix(_BASE_PREFIX): t for n, t in tensors.items() if n.startswith(_BASE_PREFIX)}
+        shared = {name: getattr(self, name) for name in FITTED_ATTRIBUTES}
+        self.base = restore_model(config["base"], base_state, shared)
         for name in self._own_tensors:
             setattr(self, name, tensors[name])
 

@@ -431,14 +431,31 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
         tensors = {name: t.clone() for name, t in load_file(str(weights_path)).items()}
     except (SafetensorError, OSError) as err:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{WEIGHTS_FILE} is not a safetensors file ({err})"))
-    model = _REGISTRY[config["kind"]]._from_config(config)
-    model.user_ids_ = np.asarray(config["user_ids"], dtype=object)
-    model.item_ids_ = np.asarray(config["item_ids"], dtype=object)
-    model._build_index()
-    model.seen_indptr_ = tensors.pop("seen_indptr").numpy()
-    model.seen_indices_ = tensors.pop("seen_indices").numpy()
-    model.data_fingerprint_ = config["data_fingerprint"]
-    model.split_ = config["split"]
+    fitted = {
+        "user_ids_": np.asarray(config["user_ids"], dtype=object),
+        "item_ids_": np.asarray(config["item_ids"], dtype=object),
+        "seen_indptr_": tensors.pop("seen_indptr").numpy(),
+        "seen_indices_": tensors.pop("seen_indices").numpy(),
+        "data_fingerprint_": config["data_fingerprint"],
+        "split_": config["split"],
+    }
     state = {name.removeprefix("state."): t for name, t in tensors.items()}
-    model._load_state(state, config)
+    return restore_model(config, state, fitted)
+
+
+#: Fitted attributes every model shares (catalogue, users, training history, provenance).
+FITTED_ATTRIBUTES = ("user_ids_", "item_ids_", "seen_indptr_", "seen_indices_", "data_fingerprint_", "split_")
+
+
+def restore_model(config: Mapping[str, Any], state: dict[str, torch.Tensor], fitted: Mapping[str, Any]) -> Recommender:
+    """Rebuild a fitted model of ``config["kind"]`` from its learned tensors.
+
+    ``fitted`` holds the :data:`FITTED_ATTRIBUTES`; wrappers (re-rankers) pass their own so the
+    wrapped model shares them. Only registered kinds are built: no code comes from the folder.
+    """
+    model = _REGISTRY[config["kind"]]._from_config(dict(config))
+    for name in FITTED_ATTRIBUTES:
+        setattr(model, name, fitted[name])
+    model._build_index()
+    model._load_state(state, dict(config))
     return model
