@@ -89,6 +89,20 @@ def test_adversarial_term_reports_adversary_and_recovery(planted, tmp_path):
     assert frame["target_ci_low"].iloc[0] > majority
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: the gradient-reversal adversary makes gender easier, not harder, for a fresh "
+    "classifier to recover from the user vectors (docs/benchmarks.md, Mitigation); the issue's bar stands",
+)
+def test_adversarial_term_reduces_gender_recovery(planted, tmp_path):
+    data, split, _, _ = planted
+    frame = run_sweep(
+        data, split, mitigation="adversarial", strengths=[0, 1], model=create_model("llm", **SMALL), rounds=100,
+        out=tmp_path,
+    )  # fmt: skip
+    assert frame["target_improvement_ci_low"].iloc[1] > 0
+
+
 def test_train_cli_passes_fairness_options():
     import argparse
 
