@@ -93,3 +93,9 @@ def test_running_twice_gives_identical_numbers_and_pdf(config_file: Path, tmp_pa
     saved = yaml.safe_load((second_dir / "run_config.yaml").read_text())
     assert saved["models"][0]["kind"] == "popularity"
     assert set(metrics_first["model"]) == {"pop", "knn"}
+
+
+def test_the_documented_example_configuration_is_valid():
+    config = RunConfig.from_file(ROOT / "docs" / "sample_audit.yaml")
+    assert config.resolve(config.data_path) == (ROOT / "sample_data").resolve()
+    assert [m.kind for m in config.models] == ["popularity", "mf", "llm"]
