@@ -14,6 +14,7 @@ Example configuration::
       - {name: popularity, kind: popularity}
       - {name: llm, kind: llm, params: {epochs: 10}, path: models/llm}
     audit: {k: 10, bootstrap_rounds: 1000, attributes: [gender, age_band, region, gender*age_band]}
+    explain: {probe_users: 1000}   # optional: SHAP gap drivers and counterfactual probes
     report: {title: Quarterly audit, organisation: ACME, paper: A4, thresholds: {min_ratio: 0.8}}
     output: audits/q3
 """
@@ -26,8 +27,9 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.audit import AuditConfig, plain_attributes, run_audit, write_audit
 from fairaudit.data import Dataset, Split, load_dataset, make_split
+from fairaudit.explain import DEFAULT_PROBE_USERS, add_explanations_to_audit
 from fairaudit.models import ModelFolderError, Recommender, create_model, load_model
 
 CONFIG_COPY = "run_config.yaml"
@@ -59,13 +61,14 @@ class RunConfig:
     split_seed: int = 0
     split_params: Mapping[str, Any] = field(default_factory=dict)
     audit: AuditConfig = AuditConfig()
+    explain: Mapping[str, Any] = field(default_factory=dict)
     report: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path(".")
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "<config>", base_dir: Path = Path(".")) -> "RunConfig":
         """Validate a parsed YAML/JSON mapping into a config; errors name the key and the fix."""
-        _check_keys(raw, {"data", "split", "models", "audit", "report", "output"}, source, "top level")
+        _check_keys(raw, {"data", "split", "models", "audit", "explain", "report", "output"}, source, "top level")
         for key in ("data", "models", "output"):
             if key not in raw:
                 raise ValueError(_BAD_CONFIG.format(source, _MISSING_KEY.format(key)))
@@ -90,6 +93,9 @@ class RunConfig:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ValueError(_BAD_CONFIG.format(source, f"model names must be unique, got {names}"))
+        explain = raw.get("explain") or {}
+        explain = {"probe_users": DEFAULT_PROBE_USERS} if explain is True else dict(explain)
+        _check_keys(explain, {"probe_users"}, source, "explain")
         report = dict(raw.get("report") or {})
         _check_keys(report, {"title", "organisation", "paper", "thresholds"}, source, "report")
         return cls(
@@ -100,6 +106,7 @@ class RunConfig:
             split_params=dict(split.get("params") or {}),
             models=tuple(models),
             audit=AuditConfig.from_dict(raw.get("audit") or {}),
+            explain=explain,
             report=report,
             output=str(raw["output"]),
             base_dir=base_dir,
@@ -127,6 +134,7 @@ class RunConfig:
                 for m in self.models
             ],
             "audit": {k: v for k, v in self.audit.to_dict().items() if k not in ("split", "data")},
+            "explain": dict(self.explain),
             "report": dict(self.report),
             "output": self.output,
         }
@@ -191,6 +199,12 @@ def run_pipeline(config: RunConfig, *, log: Callable[[str], None] = lambda _: No
     out = config.resolve(config.output)
     audit_dir = write_audit(result, out / "audit")
     (audit_dir / CONFIG_COPY).write_text(yaml.safe_dump(config.to_mapping(), sort_keys=False))
+    if config.explain:
+        log("explaining gaps and probing attributes")
+        attributes = [a for a in plain_attributes(result.config.attributes) if a in dataset.users.columns]
+        add_explanations_to_audit(
+            audit_dir, dataset, models, attributes=attributes, probe_users=config.explain["probe_users"]
+        )
     log("writing the report")
     report = dict(config.report)
     pdf = build_report(

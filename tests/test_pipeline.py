@@ -31,6 +31,7 @@ CONFIG = {
     "split": {"method": "random", "seed": 3, "params": {"test_fraction": 0.2}},
     "models": [{"name": "pop", "kind": "popularity"}, {"name": "knn", "kind": "itemknn"}],
     "audit": {"k": 10, "bootstrap_rounds": 60, "attributes": ["gender", "region"], "embedding_diversity": False},
+    "explain": {"probe_users": 50},
     "report": {"title": "Test audit", "organisation": "Org <b>", "thresholds": {"min_ratio": 0.8}},
     "output": "out",
 }
@@ -93,6 +94,8 @@ def test_running_twice_gives_identical_numbers_and_pdf(config_file: Path, tmp_pa
     saved = yaml.safe_load((second_dir / "run_config.yaml").read_text())
     assert saved["models"][0]["kind"] == "popularity"
     assert set(metrics_first["model"]) == {"pop", "knn"}
+    probes = pd.read_csv(second_dir / "probes.csv")
+    assert set(probes["model"]) == {"pop", "knn"} and set(probes["attribute"]) == {"gender", "region"}
 
 
 def test_the_documented_example_configuration_is_valid():

@@ -21,6 +21,7 @@ Example configuration:
     - {name: popularity, kind: popularity}
     - {name: llm, kind: llm, params: {epochs: 10}}
   audit: {k: 10, bootstrap_rounds: 1000, attributes: [gender, age_band, region, gender*age_band]}
+  explain: {probe_users: 1000}     # optional: SHAP gap drivers + counterfactual probes
   report: {title: Quarterly audit, organisation: ACME, thresholds: {min_ratio: 0.8}}
   output: audits/q3
 """
