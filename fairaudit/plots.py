@@ -23,7 +23,8 @@ __all__ = [
     "GAP_OK", "GAP_FLAG", "SMALL_GROUP", "OVERALL", "EXPOSURE", "CATALOGUE", "RELEVANCE", "MODEL_COLOURS",
     "TEMPLATE", "MAX_LABEL", "DIVERSITY_METRICS", "metric_label", "safe_label",
     "group_metric_chart", "gap_forest_chart", "exposure_share_chart", "exposure_by_user_group_chart",
-    "diversity_calibration_chart", "tradeoff_chart", "probe_summary", "probe_chart", "shap_bar_chart",
+    "diversity_calibration_chart", "tradeoff_chart", "pareto_chart", "DOMINATED", "probe_summary", "probe_chart",
+    "shap_bar_chart",
 ]
 
 #: A gap whose BH-adjusted p-value is not below alpha (no evidence of a difference).
@@ -390,6 +391,53 @@ def tradeoff_chart(
         ))
     return _finish(fig, f"Accuracy vs {attribute} gap trade-off ({label})",
                    f"Overall {label} (95% CI)", f"Largest |{label} gap| by {attribute} vs {reference} (95% CI)")
+
+
+#: Sweep points that another point dominates (drawn grey, without the front's line).
+DOMINATED = "#A0A0A0"
+_SWEEP_COLUMNS = ("mitigation", "strength", "accuracy_metric", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                  "target_metric", "target_goal", "target", "target_ci_low", "target_ci_high")
+_GOAL_WORDS = {"zero": "closer to 0 is better", "low": "lower is better", "high": "higher is better"}
+
+
+def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
+    """A mitigation sweep's accuracy against its target metric, the Pareto front highlighted.
+
+    One marker per strength (labelled ``λ=<strength>``) with 95% CI bars on both axes; the points
+    no other point beats on both accuracy and the target (:func:`fairaudit.mitigation.pareto_front`
+    with the sweep's ``target_goal``) are coloured and joined, the dominated ones are grey.
+
+    >>> sweep = pd.DataFrame({"mitigation": "rerank_mmr", "strength": [0.0, 0.5, 1.0], "accuracy_metric": "ndcg",
+    ...     "accuracy": [.30, .25, .29], "accuracy_ci_low": [.28, .23, .27], "accuracy_ci_high": [.32, .27, .31],
+    ...     "target_metric": "ild_genre", "target_goal": "high", "target": [.5, .6, .7],
+    ...     "target_ci_low": [.45, .55, .65], "target_ci_high": [.55, .65, .75]})
+    >>> [(t.name, t.text) for t in pareto_chart(sweep).data]
+    [('Pareto front', ('λ=0', 'λ=1')), ('dominated', ('λ=0.5',))]
+    """
+    from fairaudit.mitigation import pareto_front
+
+    _require(sweep, "sweep.csv", _SWEEP_COLUMNS)
+    _nonempty(sweep, "sweep.csv", "any strength")
+    first = sweep.iloc[0]
+    goal = str(first["target_goal"])
+    front = pareto_front(sweep, "accuracy", "target", gap_goal=goal)
+    fig = go.Figure()
+    for name, rows, colour in (("Pareto front", sweep[front].sort_values("target"), MODEL_COLOURS[0]),
+                               ("dominated", sweep[~front], DOMINATED)):
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=rows["target"], y=rows["accuracy"], name=name, mode="lines+markers+text" if colour != DOMINATED
+            else "markers+text", text=[f"λ={s:g}" for s in rows["strength"]], textposition="top center",
+            marker=dict(size=11, color=colour), line=dict(color=colour, dash="dot"),
+            error_x=dict(type="data", symmetric=False, array=rows["target_ci_high"] - rows["target"],
+                         arrayminus=rows["target"] - rows["target_ci_low"], color=colour),
+            error_y=dict(type="data", symmetric=False, array=rows["accuracy_ci_high"] - rows["accuracy"],
+                         arrayminus=rows["accuracy"] - rows["accuracy_ci_low"], color=colour),
+        ))
+    label, target = metric_label(str(first["accuracy_metric"]), k), safe_label(first["target_metric"])
+    return _finish(fig, f"{safe_label(first['mitigation'])} sweep: {label} vs {target}",
+                   f"{target} ({_GOAL_WORDS.get(goal, goal)}; 95% CI)", f"Overall {label} (95% CI)")
 
 
 def _first(table: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:

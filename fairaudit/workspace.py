@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -43,6 +44,10 @@ ZIP_UNSAFE_PATH = (
 )
 ZIP_TOO_LARGE = "'{0}' unpacks to {1:,} bytes, over the limit of {2:,}; upload a smaller dataset"
 TRAINING_CANCELLED = "training cancelled at epoch {0} of {1}"
+NOT_A_MODEL_FOLDER = (
+    "'{0}' has no readable config.json; pick a model folder written by FairAudit "
+    "(e.g. a sweep's models/<mitigation>@<strength>/)"
+)
 
 JobStatus = Literal["running", "done", "cancelled", "failed"]
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -139,6 +144,43 @@ class Workspace:
         'mf-abc-0e0ec07a'
         """
         return self.models_dir / f"{safe_filename(kind)}-{safe_filename(data_fingerprint)}-{params_hash(params)}"
+
+    def sweep_dir(self, mitigation: str, data_fingerprint: str, params: Mapping[str, Any]) -> Path:
+        """Folder of one mitigation sweep (its point models under ``models/``), shared like saved models.
+
+        >>> Workspace(Path("/w")).sweep_dir("rerank_mmr", "abc", {"strengths": [0, 1]}).parent.as_posix()
+        '/w/sweeps'
+        """
+        name = f"{safe_filename(mitigation)}-{safe_filename(data_fingerprint)}-{params_hash(params)}"
+        return self.root / "sweeps" / name
+
+    def save_candidate(self, folder: str | Path) -> Path:
+        """Copy a saved model folder (e.g. one sweep point) into ``models/`` so the dashboard lists it.
+
+        The target is :meth:`model_dir` of the folder's kind, data fingerprint and parameters, so
+        saving the same point twice keeps one copy. Raises ``FileNotFoundError`` with
+        :data:`NOT_A_MODEL_FOLDER` when ``folder`` has no readable ``config.json``.
+
+        >>> import tempfile
+        >>> src = Path(tempfile.mkdtemp()) / "rerank_mmr@0.5"
+        >>> src.mkdir(); _ = (src / "config.json").write_text('{"kind": "rerank_mmr", "data_fingerprint": "f"}')
+        >>> ws = Workspace(Path(tempfile.mkdtemp()))
+        >>> [m.kind for m in ws.saved_models("f")] == [] and ws.save_candidate(src).parent == ws.models_dir
+        True
+        >>> [m.kind for m in ws.saved_models("f")]
+        ['rerank_mmr']
+        """
+        folder = Path(folder)
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            raise FileNotFoundError(NOT_A_MODEL_FOLDER.format(folder)) from None
+        target = self.model_dir(
+            str(config.get("kind", "?")), str(config.get("data_fingerprint", "")), config.get("params", {})
+        )
+        if not (target / "config.json").is_file():
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+        return target
 
     def saved_models(self, data_fingerprint: str | None = None) -> list[SavedModel]:
         """Saved models, newest first; only those trained on ``data_fingerprint`` when given.

@@ -1,7 +1,10 @@
 """Compare page: two or more models on the same data and split — paired-bootstrap differences,
-the accuracy-vs-gap trade-off and plain-sentence verdicts."""
+the accuracy-vs-gap trade-off and plain-sentence verdicts — and a mitigation sweep over the sidebar's
+model, drawn as a Pareto plot, whose points can be saved as candidate models."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import streamlit as st
@@ -9,6 +12,9 @@ import streamlit as st
 from fairaudit import plots
 from fairaudit.audit import ALL, attribute_groups
 from fairaudit.compare import compare_models, verdicts
+from fairaudit.data import Dataset, Split
+from fairaudit.mitigation import DEFAULT_STRENGTHS, MITIGATIONS, TRAINING_MITIGATIONS, pareto_front, run_sweep
+from fairaudit.models import Recommender
 from pages import _state as S
 
 S.start_page()
@@ -18,31 +24,6 @@ st.caption(
     "95% CIs (the same resampled users for both models), per metric, per group and for each group's gap."
 )
 ss = st.session_state
-dataset = S.current_dataset()
-if dataset is None:
-    st.stop()
-available = list(S.available_models())
-if len(available) < 2:
-    st.info("Comparison needs at least two models for this dataset: train another one on the **Model** page "
-            "(e.g. itemknn next to popularity).")
-    st.stop()
-
-ss.setdefault("compare_models", available[:2])
-ss["compare_models"] = [m for m in ss["compare_models"] if m in available] or available[:2]
-chosen = st.multiselect("Models to compare", available, key="compare_models", max_selections=6)
-if len(chosen) < 2:
-    st.info("Pick at least two models.")
-    st.stop()
-baseline = st.selectbox("Baseline (A)", chosen, key="compare_baseline",
-                        index=chosen.index(ss["model"]) if ss.get("model") in chosen else 0)
-k = S.selected_k()
-attributes = S.selected_attributes(dataset)
-
-try:
-    result = S.audit_models(dataset, chosen)
-except S.USER_ERRORS as err:
-    st.error(f"These models cannot be compared: {err}\n\nCompare models trained on this dataset with the same split.")
-    st.stop()
 
 
 @st.cache_data(show_spinner="Paired bootstrap…", max_entries=32)
@@ -54,44 +35,163 @@ def paired(audit_id: str, model_a: str, model_b: str, rounds: int, seed: int, mi
                           seed=seed, min_group_size=min_group_size)
 
 
-config = result.config
-table = pd.concat(
-    [
-        paired(result.meta["audit_id"], baseline, other, config.bootstrap_rounds, config.seed, config.min_group_size,
-               tuple(config.attributes), result.user_metrics, dataset.users)
-        for other in chosen if other != baseline
-    ],
-    ignore_index=True,
-)
-metrics = [m for m in ("ndcg", "recall", "precision", "hit_rate", "mrr") if m in set(table["metric"])]
-metric = st.selectbox("Accuracy metric", metrics, format_func=lambda m: plots.metric_label(m, k), key="compare_metric")
+def comparison_section(dataset: Dataset) -> None:
+    """Paired differences, verdicts and the trade-off scatter of two or more saved models."""
+    available = list(S.available_models())
+    if len(available) < 2:
+        st.info("Comparison needs at least two models for this dataset: train another one on the **Model** page "
+                "(e.g. itemknn next to popularity).")
+        return
 
-st.subheader("Verdicts")
-verdict = verdicts(table[table["attribute"].isin([ALL, *attributes])], k=k)
-verdict = verdict[verdict["metric"] == metric]
-for sentence in verdict["verdict"]:
-    st.markdown(f"- {sentence}")
-st.dataframe(verdict, hide_index=True)
-st.download_button("Verdicts as CSV", S.csv_bytes(verdict), "verdicts.csv", mime="text/csv", key="csv_verdicts")
+    ss.setdefault("compare_models", available[:2])
+    ss["compare_models"] = [m for m in ss["compare_models"] if m in available] or available[:2]
+    chosen = st.multiselect("Models to compare", available, key="compare_models", max_selections=6)
+    if len(chosen) < 2:
+        st.info("Pick at least two models.")
+        return
+    baseline = st.selectbox("Baseline (A)", chosen, key="compare_baseline",
+                            index=chosen.index(ss["model"]) if ss.get("model") in chosen else 0)
+    k = S.selected_k()
+    attributes = S.selected_attributes(dataset)
 
-st.subheader("Accuracy vs gap")
-gm, gaps = result.group_metrics, result.gaps
-for attribute in attributes:
-    rows_gm = gm[gm["attribute"].isin([ALL, attribute])]
-    rows_gaps = gaps[gaps["attribute"] == attribute]
-    if rows_gaps.empty:
-        st.info(f"No tested gaps for {attribute} (all of its groups are small).")
-        continue
-    fig = plots.tradeoff_chart(rows_gm, rows_gaps, metric=metric, attribute=attribute, k=k)
-    S.chart(fig, rows_gaps[rows_gaps["metric"] == metric], f"tradeoff_{metric}_{attribute}", key=f"trade_{attribute}")
+    try:
+        result = S.audit_models(dataset, chosen)
+    except S.USER_ERRORS as err:
+        st.error(f"These models cannot be compared: {err}\n\n"
+                 "Compare models trained on this dataset with the same split.")
+        return
+    config = result.config
+    table = pd.concat(
+        [
+            paired(result.meta["audit_id"], baseline, other, config.bootstrap_rounds, config.seed,
+                   config.min_group_size, tuple(config.attributes), result.user_metrics, dataset.users)
+            for other in chosen if other != baseline
+        ],
+        ignore_index=True,
+    )
+    metrics = [m for m in ("ndcg", "recall", "precision", "hit_rate", "mrr") if m in set(table["metric"])]
+    metric = st.selectbox("Accuracy metric", metrics, format_func=lambda m: plots.metric_label(m, k),
+                          key="compare_metric")
 
-st.subheader("Paired differences (B − A)")
-overall = table[(table["attribute"] == ALL) & (table["quantity"] == "value")]
-st.markdown("**Overall, every metric**")
-st.dataframe(overall[["model_a", "model_b", "metric", "n_users", "a", "b", "difference", "ci_low", "ci_high",
-                      "significant"]], hide_index=True)
-sliced = table[table["attribute"].isin(attributes) & (table["metric"] == metric)]
-st.markdown(f"**By group ({', '.join(attributes)}), {plots.metric_label(metric, k)}**")
-st.dataframe(sliced, hide_index=True)
-st.download_button("All paired differences as CSV", S.csv_bytes(table), "paired_differences.csv", mime="text/csv",
-                   key="csv_paired")
+    st.subheader("Verdicts")
+    verdict = verdicts(table[table["attribute"].isin([ALL, *attributes])], k=k)
+    verdict = verdict[verdict["metric"] == metric]
+    for sentence in verdict["verdict"]:
+        st.markdown(f"- {sentence}")
+    st.dataframe(verdict, hide_index=True)
+    st.download_button("Verdicts as CSV", S.csv_bytes(verdict), "verdicts.csv", mime="text/csv", key="csv_verdicts")
+
+    st.subheader("Accuracy vs gap")
+    gm, gaps = result.group_metrics, result.gaps
+    for attribute in attributes:
+        rows_gm = gm[gm["attribute"].isin([ALL, attribute])]
+        rows_gaps = gaps[gaps["attribute"] == attribute]
+        if rows_gaps.empty:
+            st.info(f"No tested gaps for {attribute} (all of its groups are small).")
+            continue
+        fig = plots.tradeoff_chart(rows_gm, rows_gaps, metric=metric, attribute=attribute, k=k)
+        S.chart(fig, rows_gaps[rows_gaps["metric"] == metric], f"tradeoff_{metric}_{attribute}",
+                key=f"trade_{attribute}")
+
+    st.subheader("Paired differences (B − A)")
+    overall = table[(table["attribute"] == ALL) & (table["quantity"] == "value")]
+    st.markdown("**Overall, every metric**")
+    st.dataframe(overall[["model_a", "model_b", "metric", "n_users", "a", "b", "difference", "ci_low",
+                          "ci_high", "significant"]], hide_index=True)
+    sliced = table[table["attribute"].isin(attributes) & (table["metric"] == metric)]
+    st.markdown(f"**By group ({', '.join(attributes)}), {plots.metric_label(metric, k)}**")
+    st.dataframe(sliced, hide_index=True)
+    st.download_button("All paired differences as CSV", S.csv_bytes(table), "paired_differences.csv",
+                       mime="text/csv", key="csv_paired")
+
+
+ACCURACY_METRICS = ("ndcg", "recall", "precision", "hit_rate", "mrr")
+#: Item columns that are free text or lists, never item groups (``genres`` is offered as ``genre``).
+NOT_ITEM_GROUPS = ("item_id", "title", "description", "genres")
+BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{1}'."
+
+
+@st.cache_data(show_spinner="Running the sweep: fitting and auditing every strength…", max_entries=8)
+def sweep(data_fp: str, model_path: str, weights_sha: str, request_json: str, out: str,
+          _dataset: Dataset, _split: Split, _model: Recommender) -> pd.DataFrame:
+    """One mitigation over a grid of strengths (cached per data, base model and request); point models go to ``out``."""
+    return run_sweep(_dataset, _split, model=_model, out=out, **json.loads(request_json))
+
+
+def sweep_section(dataset: Dataset) -> None:
+    """Run a mitigation over a grid of strengths on the sidebar's model, draw its Pareto plot, save a point."""
+    st.subheader("Mitigation sweep")
+    st.caption(
+        "Re-rankers wrap the sidebar's model; in-training terms retrain an **llm** model with a fairness loss of "
+        "weight λ. Every strength is audited on the same test users; costs and improvements are paired-bootstrap "
+        "changes against the lowest strength (include 0 for the unmitigated model)."
+    )
+    chosen = S.selected_model(dataset)
+    if chosen is None:
+        return
+    label, base = chosen
+    mitigation = st.selectbox("Mitigation", MITIGATIONS, key="sweep_mitigation")
+    if mitigation in TRAINING_MITIGATIONS and base.kind != "llm":
+        st.info(f"'{mitigation}' is a training term of the LLM recommender: select an **llm** model in the sidebar "
+                f"(train one on the **Model** page) to sweep it. The sidebar's model **{label}** is a {base.kind} "
+                "model; the re-rankers (rerank_*) work on any model.")
+        return
+    cols = st.columns(4)
+    default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
+    text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",
+                              help="Re-rankers: λ in [0, 1]; training terms: the loss weight λ ≥ 0.")
+    attribute = cols[1].selectbox("User attribute", S.attribute_choices(dataset), key="sweep_attribute")
+    metric = cols[2].selectbox("Accuracy metric", ACCURACY_METRICS, key="sweep_metric",
+                               format_func=lambda m: plots.metric_label(m, S.selected_k()))
+    columns = [c for c in dataset.items.columns if c not in NOT_ITEM_GROUPS]
+    item_choices = columns + (["genre"] if "genres" in dataset.items.columns else [])
+    item_attribute = cols[3].selectbox("Item attribute (exposure)", item_choices, key="sweep_item_attribute")
+    try:
+        strengths = sorted({float(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        st.error(BAD_STRENGTHS.format(default, text))
+        return
+    if attribute is None or item_attribute is None:
+        st.info("The sweep needs a user attribute and an item attribute; upload users and items tables on the "
+                "**Data** page.")
+        return
+    path = S.available_models()[label]
+    request = {"mitigation": mitigation, "strengths": strengths, "k": S.selected_k(), "attribute": attribute,
+               "metric": metric, "item_attribute": item_attribute, "rounds": int(ss["audit_rounds"])}
+    key = (S.current_fingerprint(), path, S.weights_checksum(path), json.dumps(request, sort_keys=True))
+    if st.button("Run sweep", type="primary", key="run_sweep"):
+        ss["sweep_key"] = key
+    if ss.get("sweep_key") != key:
+        st.caption(f"{len(strengths)} strengths on **{label}**: each is fitted and audited "
+                   f"({request['rounds']} bootstrap rounds).")
+        return
+    out = S.workspace().sweep_dir(mitigation, key[0], {"model": path, "weights": key[2], **request})
+    try:
+        frame = sweep(*key, str(out), dataset, S.split_for(dataset), base)
+    except S.USER_ERRORS as err:
+        st.error(f"The sweep failed: {err}")
+        return
+    S.chart(plots.pareto_chart(frame, k=request["k"]), frame, f"sweep_{mitigation}", key="sweep")
+    st.dataframe(frame, hide_index=True)
+
+    front = dict(zip(frame["model"], pareto_front(frame, "accuracy", "target", gap_goal=frame["target_goal"].iloc[0])))
+    point = st.selectbox("Point to keep", list(front), key="sweep_point",
+                         format_func=lambda name: f"{name} (on the Pareto front)" if front[name] else name,
+                         help="Saved into the workspace's models: it then appears in the sidebar and above.")
+    if st.button("Save as candidate model", key="save_candidate"):
+        row = frame[frame["model"] == point].iloc[0]
+        with S.user_errors("Saving the point"):
+            saved = S.workspace().save_candidate(out / row["model_dir"])
+            ss["sweep_message"] = (f"Saved **{point}** as candidate model **{S.model_label(saved)}**: pick it in "
+                                   "the sidebar or under *Models to compare*.")
+            st.rerun()
+    if "sweep_message" in ss:
+        st.success(ss.pop("sweep_message"))
+
+
+dataset = S.current_dataset()
+if dataset is None:
+    st.stop()
+comparison_section(dataset)
+st.divider()
+sweep_section(dataset)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from fairaudit.mitigation import RERANK_KINDS
 from fairaudit.models import create_model, model_kinds
 from fairaudit.workspace import TrainingJob
 from pages import _state as S
@@ -105,7 +106,8 @@ def training_progress() -> None:
 
 def train_section() -> None:
     st.subheader("Train a model")
-    kinds = model_kinds()
+    # Re-rankers wrap a fitted base model: they are built by the Compare page's mitigation sweep.
+    kinds = [kind for kind in model_kinds() if kind not in RERANK_KINDS]
     default = kinds.index("popularity") if "popularity" in kinds else 0
     kind = st.selectbox("Model kind", kinds, index=default, key="train_kind")
     st.caption(KIND_HELP.get(kind, ""))

@@ -308,3 +308,41 @@ def test_model_folder_errors_are_messages(workspace, tmp_path):
     assert not at.exception
     assert any("model.safetensors is missing" in e for e in texts(at.error))
     assert pd.Series(at.session_state["loaded_models"]).empty
+
+
+def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(workspace):
+    from fairaudit.mitigation import RERANK_KINDS
+
+    at = start()
+    train(at, "popularity")
+    assert not set(at.selectbox(key="train_kind").options) & set(RERANK_KINDS)  # re-rankers need a base model
+    goto(at, "compare")
+    assert any("at least two models" in t for t in texts(at.info))  # the sweep needs only the sidebar's model
+    at.selectbox(key="sweep_mitigation").select("difference").run()
+    assert any("training term of the LLM recommender" in t for t in texts(at.info))
+    assert not at.get("plotly_chart")
+
+    at.selectbox(key="sweep_mitigation").select("rerank_exposure").run()
+    at.text_input(key="sweep_strengths").input("0, x").run()
+    assert any(e.startswith("Strengths must be numbers separated by commas") for e in texts(at.error))
+    at.text_input(key="sweep_strengths").input("1, 0").run()
+    at.selectbox(key="sweep_attribute").select("gender")
+    at.button(key="run_sweep").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert spec["layout"]["title"]["text"].startswith("rerank_exposure sweep: NDCG@10 vs exposure_gap")
+    assert sum(len(trace["x"]) for trace in spec["data"]) == 2
+    table = at.dataframe[-1].value
+    assert list(table["strength"]) == [0.0, 1.0] and list(table["model"]) == ["rerank_exposure@0", "rerank_exposure@1"]
+    assert table["target_improvement"].iloc[0] == 0.0
+    assert any(b.label == "Data as CSV (sweep_rerank_exposure.csv)" for b in at.get("download_button"))
+
+    at.selectbox(key="sweep_point").select("rerank_exposure@1").run()
+    at.button(key="save_candidate").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    saved = [m for m in _labels(at) if m.startswith("rerank_exposure-")]
+    assert len(saved) == 1 and any(f"as candidate model **{saved[0]}**" in s for s in texts(at.success))
+    assert saved[0] in at.sidebar.selectbox(key="_w_model").options
+    assert load_model(workspace / "models" / next(p.name for p in (workspace / "models").glob("rerank_exposure-*")),
+                      load_sample()).strength == 1.0

@@ -143,3 +143,31 @@ def test_bad_input_messages(tables):
     with pytest.raises(KeyError) as err:
         plots.shap_bar_chart(pd.DataFrame({"feature": ["a"]}))
     assert _MISSING_COLUMNS.format("shap_drivers.csv", ["mean_abs_shap"]) in str(err.value)
+
+
+def test_pareto_chart_highlights_the_front_with_ci_bars():
+    # Accuracy up, exposure gap toward 0: λ=0.5 is beaten by λ=1 on both (0.27 > 0.26, |0.01| < |-0.03|).
+    sweep = pd.DataFrame({
+        "mitigation": "rerank_exposure", "strength": [0.0, 0.5, 1.0], "accuracy_metric": "ndcg",
+        "accuracy": [0.30, 0.26, 0.27], "accuracy_ci_low": [0.28, 0.24, 0.25], "accuracy_ci_high": [0.32, 0.28, 0.29],
+        "target_metric": "exposure_gap", "target_goal": "zero", "target": [-0.10, -0.03, 0.01],
+        "target_ci_low": [-0.12, -0.05, -0.01], "target_ci_high": [-0.08, -0.01, 0.04],
+    })
+    fig = plots.pareto_chart(sweep, k=20)
+    front, dominated = fig.data
+    assert (front.name, dominated.name) == ("Pareto front", "dominated")
+    assert front.text == ("λ=0", "λ=1") and dominated.text == ("λ=0.5",)
+    assert front.marker.color != dominated.marker.color == plots.DOMINATED
+    assert list(front.y) == [0.30, 0.27] and "lines" in front.mode and "lines" not in dominated.mode
+    assert list(front.error_x.arrayminus) == pytest.approx([0.02, 0.02])
+    assert list(front.error_x.array) == pytest.approx([0.02, 0.03])
+    assert list(dominated.error_y.array) == pytest.approx([0.02])
+    assert "NDCG@20" in fig.layout.title.text and "closer to 0 is better" in fig.layout.xaxis.title.text
+    # With the goal "low" the most negative gap is best: λ=0 now dominates λ=0.5.
+    low = plots.pareto_chart(sweep.assign(target_goal="low"))
+    assert low.data[0].text == ("λ=0",) and low.data[1].text == ("λ=0.5", "λ=1")
+
+
+def test_pareto_chart_names_missing_columns():
+    with pytest.raises(KeyError, match=r"Table sweep.csv lacks column\(s\) \['mitigation'"):
+        plots.pareto_chart(pd.DataFrame({"strength": [0.0]}))
