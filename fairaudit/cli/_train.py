@@ -66,17 +66,12 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def progress_printer():
-    """A ``fit(progress=...)`` callback: a tqdm bar when tqdm is installed, else stderr lines."""
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in requirements
-        tqdm = None
+    """A ``fit(progress=...)`` callback drawing a tqdm bar of epochs and loss on stderr."""
+    from tqdm import tqdm
+
     state: dict[str, Any] = {}
 
     def callback(event) -> None:
-        if tqdm is None:
-            print(f"epoch {event.epoch}/{event.n_epochs}  loss {event.loss:.4f}  {event.elapsed_s:.1f}s", file=sys.stderr)
-            return
         bar = state.get("bar")
         if bar is None:
             bar = state["bar"] = tqdm(total=event.n_epochs, desc="training", unit="epoch", file=sys.stderr)
