@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairaudit.data import Split, random_holdout
 from fairaudit.models import ModelFolderError, create_model, load_model, model_kinds, resolve_device
-from fairaudit.models._base import _UNKNOWN_TRAIN_IDS, CONFIG_FILE, WEIGHTS_FILE, _file_sha256
+from fairaudit.models._base import _UNKNOWN_TRAIN_IDS, CONFIG_FILE, WEIGHTS_FILE, _file_sha256, _top_k
 from tests.conftest import make_tiny_dataset
 
 
@@ -136,3 +138,22 @@ def test_refuses_non_json_config(saved):
     (saved / CONFIG_FILE).write_bytes(pickle.dumps({"kind": "itemknn"}))
     with pytest.raises(ModelFolderError, match="not valid JSON"):
         load_model(saved)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda cols: st.tuples(
+            st.lists(st.lists(st.sampled_from([0.0, 1.0, 2.0, float("-inf")]), min_size=cols, max_size=cols),
+                     min_size=1, max_size=8),
+            st.integers(0, cols),
+        )
+    )
+)
+def test_top_k_equals_a_stable_full_sort(case):
+    """Same items, scores and tie order as sorting every row (score desc, then catalogue position)."""
+    rows, k = case
+    scores = torch.tensor(rows)
+    values, idx = torch.sort(scores, dim=1, descending=True, stable=True)
+    got_values, got_idx = _top_k(scores, k)
+    assert torch.equal(got_idx, idx[:, :k]) and torch.equal(got_values, values[:, :k])
