@@ -233,6 +233,15 @@ def model_label(path: str | Path) -> str:
     return SavedModel(Path(path), kind, {}, "", 0.0).label
 
 
+def require_model() -> tuple[Dataset, str, Recommender]:
+    """The sidebar's dataset and (label, model); stops the page after saying what is missing."""
+    dataset = current_dataset()
+    chosen = selected_model(dataset) if dataset is not None else None
+    if chosen is None:
+        st.stop()
+    return dataset, *chosen
+
+
 def selected_model(dataset: Dataset) -> tuple[str, Recommender] | None:
     """(label, model) chosen in the sidebar; ``None`` after saying what to do."""
     models = available_models()

@@ -18,11 +18,7 @@ from pages import _state as S
 S.start_page()
 st.title("Audit")
 ss = st.session_state
-dataset = S.current_dataset()
-chosen = S.selected_model(dataset) if dataset is not None else None
-if chosen is None:
-    st.stop()
-label, _ = chosen
+dataset, label, _ = S.require_model()
 k = S.selected_k()
 attributes = S.selected_attributes(dataset)
 

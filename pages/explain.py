@@ -17,11 +17,7 @@ PROBE_USERS = 300
 S.start_page()
 st.title("Explain")
 ss = st.session_state
-dataset = S.current_dataset()
-chosen = S.selected_model(dataset) if dataset is not None else None
-if chosen is None:
-    st.stop()
-label, model = chosen
+dataset, label, model = S.require_model()
 k = S.selected_k()
 path = S.available_models()[label]
 model_key = (path, S.weights_checksum(path), S.current_fingerprint())
