@@ -136,6 +136,10 @@ def sweep_section(dataset: Dataset) -> None:
                 f"(train one on the **Model** page) to sweep it. The sidebar's model **{label}** is a {base.kind} "
                 "model; the re-rankers (rerank_*) work on any model.")
         return
+    if mitigation == "adversarial" and base.get_params().get("pooling") == "sqrt":
+        st.warning(f"**{label}** pools histories with `sqrt`, which writes history length into every user vector: "
+                   "an adversary cannot remove an attribute that goes with activity. Train an **llm** with "
+                   "`pooling` = `mean` on the **Model** page and sweep that one.")
     cols = st.columns(4)
     default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
     text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 
 import pandas as pd
 import streamlit as st
@@ -33,14 +34,20 @@ if dataset is None:
 
 
 def param_inputs(kind: str) -> dict:
-    """One input per hyper-parameter of ``kind``, pre-filled with its defaults."""
-    defaults = create_model(kind).get_params()
+    """One input per hyper-parameter of ``kind``, pre-filled with its defaults (a select box where the
+    parameter is typed as a ``Literal``)."""
+    model = create_model(kind)
+    defaults = model.get_params()
+    hints = get_type_hints(type(model).__init__)
     params = {}
     cols = st.columns(3)
     for i, (name, value) in enumerate(defaults.items()):
         value = QUICK_DEFAULTS.get(name, value)
         box, key = cols[i % 3], f"param_{kind}_{name}"
-        if isinstance(value, bool):
+        choices = get_args(hints[name]) if get_origin(hints.get(name)) is Literal else ()
+        if value in choices:
+            params[name] = box.selectbox(name, choices, index=choices.index(value), key=key)
+        elif isinstance(value, bool):
             params[name] = box.checkbox(name, value=value, key=key)
         elif isinstance(value, int):
             params[name] = int(box.number_input(name, value=value, step=1, key=key))

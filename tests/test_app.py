@@ -310,6 +310,20 @@ def test_model_folder_errors_are_messages(workspace, tmp_path):
     assert pd.Series(at.session_state["loaded_models"]).empty
 
 
+def test_adversarial_sweep_of_a_sqrt_pooled_llm_is_warned_about(workspace):
+    at = start()
+    goto(at, "model")
+    at.selectbox(key="train_kind").select("llm").run()
+    assert at.selectbox(key="param_llm_pooling").options == ["sqrt", "mean"]  # Literal parameters are select boxes
+    assert at.selectbox(key="param_llm_fairness").value == "none"
+    train(at, "llm", epochs=1)
+    goto(at, "compare")
+    at.selectbox(key="sweep_mitigation").select("adversarial").run()
+    assert any("pools histories with `sqrt`" in w for w in texts(at.warning))
+    at.selectbox(key="sweep_mitigation").select("difference").run()
+    assert not any("pools histories" in w for w in texts(at.warning))
+
+
 def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(workspace):
     from fairaudit.mitigation import RERANK_KINDS
 

@@ -141,8 +141,8 @@ def test_difference_loss_shrinks_the_planted_group_loss_gap():
     assert loss_1 > loss_0  # ... at a cost in overall training loss
 
 
-def _train_encoder(weight: float, steps: int = 300):
-    """Encoder of user features with a planted attribute signal, trained on a task plus the adversary."""
+def _train_encoder(weight: float, objective: str = "reversal", steps: int = 300):
+    """Linear encoder of user features with a planted attribute signal, trained on a task plus the adversary."""
     gen = torch.Generator().manual_seed(1)
     n = 400
     attr = (torch.arange(n) % 2).long()
@@ -152,7 +152,7 @@ def _train_encoder(weight: float, steps: int = 300):
     torch.manual_seed(0)
     encoder = torch.nn.Linear(6, 4)
     head = torch.nn.Linear(4, 1)
-    reg = FairnessRegulariser.build("adversarial", weight, user_groups=attr, dim=4)
+    reg = FairnessRegulariser.build("adversarial", weight, user_groups=attr, dim=4, adversary_objective=objective)
     params = [*encoder.parameters(), *head.parameters(), *(reg.parameters() if reg is not None else [])]
     opt = torch.optim.Adam(params, lr=0.02)
     users = torch.arange(n)
@@ -170,9 +170,12 @@ def _train_encoder(weight: float, steps: int = 300):
     return attribute_leakage(z.numpy(), attr.numpy()), task, reg
 
 
-def test_adversary_removes_the_planted_attribute_from_user_vectors():
+def test_reversal_removes_the_planted_attribute_from_a_linear_encoder():
+    """Gradient reversal's classic setting: a rigid encoder cannot flip the attribute's encoding, only drop it.
+    (The LLM recommender's per-item and per-user embeddings can flip it; there the default ``confusion``
+    objective is the one that removes it: tests/test_mitigation_training.py.)"""
     leak_0, task_0, _ = _train_encoder(0.0)
-    leak_1, task_1, reg = _train_encoder(1.0)
+    leak_1, task_1, reg = _train_encoder(1.0, "reversal")
     assert leak_0["accuracy"] > 0.8  # without the adversary the attribute is easy to recover
     assert leak_1["leakage"] < leak_0["leakage"] / 2
     assert task_1 < 0.2  # the task is still solved
@@ -181,5 +184,40 @@ def test_adversary_removes_the_planted_attribute_from_user_vectors():
 
 def test_adversary_ignores_unlabelled_users():
     adv = AttributeAdversary(3, 2)
-    ce, acc = adv.loss(torch.randn(4, 3), torch.tensor([-1, -1, -1, -1]))
-    assert float(ce) == 0.0 and np.isnan(acc)
+    classifier, encoder, acc = adv.loss(torch.randn(4, 3), torch.tensor([-1, -1, -1, -1]))
+    assert float(classifier) == 0.0 and float(encoder) == 0.0 and np.isnan(acc)
+    with pytest.raises(ValueError, match="adversary_objective must be one of"):
+        AttributeAdversary(3, 2, "erase")
+
+
+@pytest.mark.parametrize("objective", ["confusion", "reversal"])
+def test_adversary_parts_train_disjoint_parameters(objective):
+    """The classifier's loss reaches only the classifier; the encoder's term only the vectors."""
+    torch.manual_seed(0)
+    adv = AttributeAdversary(3, 2, objective)
+    vectors = torch.randn(5, 3, requires_grad=True)
+    classifier, encoder, _ = adv.loss(vectors, torch.tensor([0, 1, 0, 1, -1]))
+    inputs = [vectors, *adv.parameters()]
+    to_vectors, *to_params = torch.autograd.grad(classifier, inputs, allow_unused=True)
+    assert to_vectors is None and all(g is not None for g in to_params)
+    to_vectors, *to_params = torch.autograd.grad(encoder, inputs, allow_unused=True)
+    assert to_vectors is not None and all(g is None for g in to_params)
+    assert to_vectors[4].abs().sum() == 0  # the unlabelled row takes no part
+
+
+def test_confusion_and_reversal_terms_by_hand():
+    torch.manual_seed(0)
+    vectors = torch.randn(4, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 3])
+    confusion = AttributeAdversary(3, 4, "confusion")
+    torch.nn.init.zeros_(confusion.net[2].weight)
+    torch.nn.init.zeros_(confusion.net[2].bias)
+    # A classifier that outputs equal logits is maximally confused: CE to uniform = log(classes).
+    assert confusion.loss(vectors, labels)[1].item() == pytest.approx(np.log(4.0))
+    reversal = AttributeAdversary(3, 4, "reversal")
+    _, encoder, _ = reversal.loss(vectors, labels)
+    (reversed_grad,) = torch.autograd.grad(encoder, vectors)
+    (plain_grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(reversal(vectors), labels), vectors)
+    # Reversal: the value is the classifier's cross-entropy, its gradient to the vectors is negated.
+    assert encoder.item() == pytest.approx(torch.nn.functional.cross_entropy(reversal(vectors), labels).item())
+    torch.testing.assert_close(reversed_grad, -plain_grad)

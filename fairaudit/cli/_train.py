@@ -41,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fairness-attribute", default="gender", help="llm: user column of the difference/adversarial term"
     )
     parser.add_argument("--exposure-attribute", default="provider", help="llm: item column of the exposure term")
+    parser.add_argument(
+        "--adversary-objective", choices=("confusion", "reversal"), default="confusion",
+        help="llm: the user tower's objective against the adversarial term's classifier (default confusion)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pooling", choices=("sqrt", "mean"), default="sqrt",
+        help="llm: history pooling; mean removes history length from user vectors (use it with adversarial)",
+    )  # fmt: skip
     parser.add_argument("--k", type=int, default=10, help="cut-off of the holdout quality print")
 
 
@@ -57,10 +65,11 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
         params["device"] = args.device
     if args.model == "llm":
         params.update({} if args.epochs is None else {"epochs": args.epochs})
-        params.update(device=args.device, encoder=args.encoder, use_profile=args.use_profile)
+        params.update(device=args.device, encoder=args.encoder, use_profile=args.use_profile, pooling=args.pooling)
         params.update(
             fairness=args.fairness, fairness_weight=args.fairness_weight,
             fairness_attribute=args.fairness_attribute, exposure_attribute=args.exposure_attribute,
+            adversary_objective=args.adversary_objective,
         )  # fmt: skip
     return params
 

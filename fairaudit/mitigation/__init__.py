@@ -2,7 +2,9 @@
 
 from fairaudit.mitigation._greedy import greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
 from fairaudit.mitigation._losses import (
+    ADVERSARY_OBJECTIVES,
     FAIRNESS_KINDS,
+    AdversaryObjective,
     AttributeAdversary,
     FairnessKind,
     FairnessRegulariser,
@@ -54,8 +56,10 @@ __all__ = [
     "pareto_front",
     "point_name",
     "run_sweep",
+    "ADVERSARY_OBJECTIVES",
     "FAIRNESS_KINDS",
     "RERANK_KINDS",
+    "AdversaryObjective",
     "AttributeAdversary",
     "CalibratedReranker",
     "ExposureReranker",

@@ -7,10 +7,15 @@
 - :func:`exposure_divergence` - the item-side term: ``KL(target || share)`` between target
   shares of item groups and their expected exposure under the model's softmax over the
   candidates (Singh & Joachims 2018; Diaz et al. 2020, expected exposure).
-- :func:`grad_reverse` and :class:`AttributeAdversary` - adversarial removal of a sensitive
-  attribute from user representations with a gradient-reversal layer (Ganin & Lempitsky
-  2015; Beutel et al. 2017): the classifier learns to predict the attribute, the encoder
-  receives the reversed gradient and learns to hide it.
+- :class:`AttributeAdversary` - adversarial removal of a sensitive attribute from user
+  representations (Beutel et al. 2017): a classifier learns to predict the attribute from the
+  vectors, and the encoder is trained against it. Two encoder objectives:
+  ``"confusion"`` (default) pushes the classifier's prediction towards the uniform
+  distribution (Tzeng et al. 2015; Alvi et al. 2018), ``"reversal"`` maximises its
+  cross-entropy through a gradient-reversal layer (:func:`grad_reverse`; Ganin & Lempitsky
+  2015). Reversal is kept for comparison: maximising the error of the *current* classifier
+  is won by flipping the attribute's encoding rather than erasing it, so a fresh classifier
+  recovers the attribute better than before (Elazar & Goldberg 2018; docs/benchmarks.md).
 - :class:`FairnessRegulariser` bundles one of them with its weight ``lambda`` for a training
   loop, and :func:`attribute_leakage` measures, after training, how well a fresh classifier
   still recovers the attribute from the user vectors.
@@ -29,8 +34,11 @@ from fairaudit.data import UNKNOWN, Dataset
 
 FairnessKind = Literal["none", "difference", "exposure", "adversarial"]
 FAIRNESS_KINDS: tuple[str, ...] = ("none", "difference", "exposure", "adversarial")
+AdversaryObjective = Literal["confusion", "reversal"]
+ADVERSARY_OBJECTIVES: tuple[str, ...] = ("confusion", "reversal")
 
 _BAD_KIND = "fairness must be one of {0}, got '{1}'"
+_BAD_OBJECTIVE = "adversary_objective must be one of {0}, got '{1}'"
 _BAD_WEIGHT = "fairness_weight must be a finite number >= 0, got {0}"
 _NEEDS = "fairness='{0}' needs {1}"
 _NO_COLUMN = "The {0} table has no column '{1}' to group by for the fairness term; available columns: {2}"
@@ -129,11 +137,17 @@ def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 
 
 class AttributeAdversary(nn.Module):
-    """Small classifier predicting a sensitive attribute from user vectors, behind a reversal layer.
+    """Small classifier predicting a sensitive attribute from user vectors, and the encoder's term against it.
 
-    ``loss(vectors, labels, scale)`` is the adversary's cross-entropy: minimising it trains
-    the classifier, while the reversed gradient (times ``scale``) pushes the vectors to hide
-    the attribute.
+    :meth:`loss` returns two parts whose sum is minimised by one optimiser: the classifier's
+    cross-entropy on *detached* vectors (only the classifier learns from it), and the
+    encoder's term on the live vectors read through a *frozen* copy of the classifier (only
+    the encoder learns from it):
+
+    - ``"confusion"``: cross-entropy between the classifier's prediction and the uniform
+      distribution, minimal when the vectors give the classifier nothing to go on;
+    - ``"reversal"``: the classifier's cross-entropy behind :func:`grad_reverse`, so the
+      encoder climbs it (the classic gradient-reversal adversary).
 
     Parameters
     ----------
@@ -141,6 +155,8 @@ class AttributeAdversary(nn.Module):
         Size of the user vectors.
     n_classes : int
         Number of attribute groups.
+    objective : {"confusion", "reversal"}
+        The encoder's objective.
     hidden : int
         Hidden units of the classifier.
 
@@ -148,26 +164,38 @@ class AttributeAdversary(nn.Module):
     --------
     >>> _ = torch.manual_seed(0)
     >>> adv = AttributeAdversary(4, 2)
-    >>> ce, acc = adv.loss(torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, -1]))
-    >>> ce.ndim, 0.0 <= acc <= 1.0
-    (0, True)
+    >>> classifier, encoder, acc = adv.loss(torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, -1]))
+    >>> classifier.ndim, encoder.ndim, 0.0 <= acc <= 1.0
+    (0, 0, True)
     """
 
-    def __init__(self, dim: int, n_classes: int, hidden: int = 64) -> None:
+    def __init__(self, dim: int, n_classes: int, objective: AdversaryObjective = "confusion", hidden: int = 64) -> None:
         super().__init__()
+        if objective not in ADVERSARY_OBJECTIVES:
+            raise ValueError(_BAD_OBJECTIVE.format(ADVERSARY_OBJECTIVES, objective))
+        self.objective = objective
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
-    def forward(self, vectors: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        return self.net(grad_reverse(vectors, scale))
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        return self.net(vectors)
 
-    def loss(self, vectors: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, float]:
-        """Cross-entropy over examples with a label >= 0, and the batch accuracy."""
+    def loss(self, vectors: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(classifier loss, encoder term, batch accuracy)`` over the examples with a label >= 0."""
         keep = labels >= 0
-        logits = self(vectors[keep], scale)
-        if logits.shape[0] == 0:
-            return vectors.sum() * 0.0, float("nan")
-        accuracy = float((logits.argmax(dim=1) == labels[keep]).float().mean())
-        return nn.functional.cross_entropy(logits, labels[keep]), accuracy
+        vectors, labels = vectors[keep], labels[keep]
+        if vectors.shape[0] == 0:
+            zero = vectors.sum() * 0.0
+            return zero, zero, float("nan")
+        detached_logits = self(vectors.detach())
+        classifier = nn.functional.cross_entropy(detached_logits, labels)
+        frozen = {name: p.detach() for name, p in self.named_parameters()}
+        if self.objective == "reversal":
+            encoder = nn.functional.cross_entropy(torch.func.functional_call(self, frozen, grad_reverse(vectors)), labels)
+        else:
+            logits = torch.func.functional_call(self, frozen, vectors)
+            encoder = -torch.log_softmax(logits, dim=1).mean()
+        accuracy = float((detached_logits.argmax(dim=1) == labels).float().mean())
+        return classifier, encoder, accuracy
 
 
 class FairnessRegulariser(nn.Module):
@@ -176,7 +204,8 @@ class FairnessRegulariser(nn.Module):
     Build it with :meth:`build`, which returns ``None`` when mitigation is off
     (``kind="none"`` or ``weight == 0``) so that an unmitigated training run creates no extra
     parameters and draws no random numbers. Call it on every batch and add the result to
-    the loss; its parameters (the adversary's) must join the optimiser.
+    the loss; its parameters (the adversary's) must join the optimiser. For ``adversarial``
+    the result also contains the classifier's own loss, which trains only the classifier.
 
     Parameters
     ----------
@@ -193,6 +222,8 @@ class FairnessRegulariser(nn.Module):
         Target exposure share per item group; for ``exposure``.
     dim : int, optional
         Size of the user vectors; for ``adversarial``.
+    adversary_objective : {"confusion", "reversal"}
+        The encoder's objective against the adversary (:class:`AttributeAdversary`).
 
     Examples
     --------
@@ -212,6 +243,7 @@ class FairnessRegulariser(nn.Module):
         item_groups: torch.Tensor | None = None,
         item_target: torch.Tensor | None = None,
         dim: int | None = None,
+        adversary_objective: AdversaryObjective = "confusion",
     ) -> None:
         super().__init__()
         self.kind, self.weight = kind, float(weight)
@@ -228,19 +260,25 @@ class FairnessRegulariser(nn.Module):
         self.register_buffer("item_groups", item_groups)
         self.register_buffer("item_target", item_target)
         self.n_user_groups = 0 if user_groups is None else int(user_groups.max()) + 1
-        self.adversary = AttributeAdversary(dim, self.n_user_groups) if kind == "adversarial" else None
+        self.adversary = (
+            AttributeAdversary(dim, self.n_user_groups, adversary_objective) if kind == "adversarial" else None
+        )
         self.last_adversary_accuracy = float("nan")
 
     @classmethod
-    def build(cls, kind: FairnessKind, weight: float, **tensors) -> "FairnessRegulariser | None":
-        """The regulariser, or ``None`` when ``kind="none"`` or ``weight == 0`` (checks both)."""
+    def build(
+        cls, kind: FairnessKind, weight: float, *, adversary_objective: AdversaryObjective = "confusion", **tensors
+    ) -> "FairnessRegulariser | None":
+        """The regulariser, or ``None`` when ``kind="none"`` or ``weight == 0`` (checks all three settings)."""
         if kind not in FAIRNESS_KINDS:
             raise ValueError(_BAD_KIND.format(FAIRNESS_KINDS, kind))
         if not (np.isfinite(weight) and weight >= 0):
             raise ValueError(_BAD_WEIGHT.format(weight))
+        if adversary_objective not in ADVERSARY_OBJECTIVES:
+            raise ValueError(_BAD_OBJECTIVE.format(ADVERSARY_OBJECTIVES, adversary_objective))
         if kind == "none" or weight == 0:
             return None
-        return cls(kind, weight, **tensors)
+        return cls(kind, weight, adversary_objective=adversary_objective, **tensors)
 
     @classmethod
     def for_dataset(
@@ -252,6 +290,7 @@ class FairnessRegulariser(nn.Module):
         user_attribute: str = "gender",
         item_attribute: str = "provider",
         dim: int | None = None,
+        adversary_objective: AdversaryObjective = "confusion",
     ) -> "FairnessRegulariser | None":
         """:meth:`build` with group codes read from ``dataset`` (rows in ``dataset.users`` / ``.items`` order).
 
@@ -268,7 +307,7 @@ class FairnessRegulariser(nn.Module):
         if kind not in FAIRNESS_KINDS:
             raise ValueError(_BAD_KIND.format(FAIRNESS_KINDS, kind))
         if kind == "none" or weight == 0:
-            return cls.build(kind, weight)
+            return cls.build(kind, weight, adversary_objective=adversary_objective)
         tensors: dict[str, Any] = {}
         if kind in ("difference", "adversarial"):
             values = _column(dataset.users, user_attribute, "users")
@@ -278,7 +317,7 @@ class FairnessRegulariser(nn.Module):
             codes, groups = pd.factorize(_column(dataset.items, item_attribute, "items"), sort=True)
             shares = np.bincount(codes, minlength=len(groups)) / len(codes)
             tensors.update(item_groups=torch.as_tensor(codes, dtype=torch.int64), item_target=torch.as_tensor(shares))
-        return cls.build(kind, weight, **tensors)
+        return cls.build(kind, weight, adversary_objective=adversary_objective, **tensors)
 
     def forward(
         self,
@@ -289,7 +328,7 @@ class FairnessRegulariser(nn.Module):
         losses: torch.Tensor | None = None,
         user_vectors: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``lambda * F`` for one batch.
+        """``lambda * F`` for one batch (plus the adversary's own classifier loss for ``adversarial``).
 
         Parameters
         ----------
@@ -309,7 +348,8 @@ class FairnessRegulariser(nn.Module):
         elif self.kind == "exposure":
             term = exposure_divergence(logits, self.item_groups[items], self.item_target)
         else:
-            term, self.last_adversary_accuracy = self.adversary.loss(user_vectors, self.user_groups[users])
+            classifier, term, self.last_adversary_accuracy = self.adversary.loss(user_vectors, self.user_groups[users])
+            return classifier + self.weight * term
         return self.weight * term
 
 

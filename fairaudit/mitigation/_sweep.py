@@ -38,6 +38,9 @@ EXPOSURE_GAP = "exposure_gap"
 RECOVERED = "attribute_recovered"
 #: Default model per family: re-rankers wrap a fast personalised baseline; training terms need the LLM.
 DEFAULT_MODEL_KIND = {"rerank": "itemknn", "training": "llm"}
+#: LLM settings an in-training mitigation's default template starts from (``model_params`` override
+#: them): sqrt pooling writes history length into the user vectors, which the adversary cannot remove.
+DEFAULT_LLM_PARAMS: dict[str, dict[str, Any]] = {"adversarial": {"pooling": "mean"}}
 #: What each mitigation acts on: (metric column, goal).
 TARGETS: dict[str, tuple[str, GapGoal]] = {
     "rerank_exposure": (EXPOSURE_GAP, "zero"),
@@ -229,7 +232,8 @@ def run_sweep(
     model : Recommender, optional
         For re-rankers the model to wrap (fitted once if needed); for in-training terms a
         template whose kind and parameters are re-used. Default: ``create_model(model_kind,
-        **model_params)`` with ``model_kind`` from :data:`DEFAULT_MODEL_KIND`.
+        **model_params)`` with ``model_kind`` from :data:`DEFAULT_MODEL_KIND` (an LLM template
+        starts from :data:`DEFAULT_LLM_PARAMS`: mean pooling for ``adversarial``).
     rerank_params : mapping, optional
         Extra parameters of the re-ranker (e.g. ``n_candidates``, ``targets``, ``embedding``).
     k, attribute, metric : int, str, str
@@ -263,7 +267,9 @@ def run_sweep(
     say = progress or (lambda _message: None)
     family = "rerank" if mitigation in RERANK_KINDS else "training"
     if model is None:
-        model = create_model(model_kind or DEFAULT_MODEL_KIND[family], **dict(model_params or {}))
+        kind = model_kind or DEFAULT_MODEL_KIND[family]
+        defaults = DEFAULT_LLM_PARAMS.get(mitigation, {}) if kind == "llm" else {}
+        model = create_model(kind, **{**defaults, **dict(model_params or {})})
     if family == "rerank" and not hasattr(model, "item_ids_"):
         say(f"fitting the base model ({model.kind})")
         model.fit(dataset, split)
