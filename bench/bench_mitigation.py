@@ -1,7 +1,8 @@
 """Mitigation benchmark: the trade-off sweep's time per point and its gap/accuracy figures at 3 points.
 
 For each re-ranker (wrapping item-kNN; strengths 0, 0.5, 1) and each in-training term of the LLM
-recommender (the lambda grids of ``TRAINING_STRENGTHS``), :func:`fairaudit.mitigation.run_sweep`
+recommender (the lambda grids of ``TRAINING_STRENGTHS``, plus the adversarial term with its gradient-reversal
+objective at lambda 0 and 1 for comparison), :func:`fairaudit.mitigation.run_sweep`
 runs on the planted-bias sample (``sample_data/``) and on MovieLens 100K (skipped when
 ``../shared/datasets/ml-100k`` is absent; its exposure gap is by ``popularity_tier``, since it has
 no provider). Prints one table per dataset. Run:
@@ -68,6 +69,13 @@ def bench_dataset(name: str, dataset, item_attribute: str, rounds: int, part: st
                 )
             )  # fmt: skip
             print(f"[{name}] {mitigation} done", flush=True)
+        # The gradient-reversal objective, for comparison with the default confusion objective.
+        frames.append(
+            run_sweep(
+                dataset, split, mitigation="adversarial", strengths=(0.0, 1.0), rounds=rounds,
+                model_params={**params, "adversary_objective": "reversal"}, item_attribute=item_attribute,
+            ).assign(mitigation="adversarial (reversal)")
+        )  # fmt: skip
     return pd.concat(frames, ignore_index=True).assign(dataset=name)
 
 
