@@ -44,6 +44,7 @@ from fairaudit.metrics import (
     intra_list_diversity,
     item_groups,
     long_tail_share,
+    metric_label,
     miscalibration,
     novelty,
     position_weights,
@@ -65,14 +66,6 @@ USER_METRICS = (
 GLOBAL_METRICS = ("gini_exposure", "catalogue_coverage")
 #: Metrics where a lower value is better (picks the ``best`` reference group).
 LOWER_IS_BETTER = frozenset({"avg_popularity", "miscalibration", "gini_exposure"})
-#: Human names; ``{k}`` is the list length.
-METRIC_LABELS = {
-    "ndcg": "NDCG@{k}", "recall": "Recall@{k}", "precision": "Precision@{k}", "hit_rate": "HitRate@{k}",
-    "mrr": "MRR@{k}", "ild_embedding": "intra-list diversity (embeddings)", "ild_genre": "intra-list diversity (genres)",
-    "genre_coverage": "genre coverage", "novelty": "novelty", "avg_popularity": "average recommendation popularity",
-    "long_tail_share": "long-tail share", "miscalibration": "genre miscalibration",
-    "gini_exposure": "Gini of item exposure", "catalogue_coverage": "catalogue coverage",
-}  # fmt: skip
 ALL = "all"
 FdrFamily = Literal["attribute", "audit"]
 FDR_FAMILIES: tuple[str, ...] = ("attribute", "audit")
@@ -387,7 +380,7 @@ def describe_gap(row: Mapping[str, Any], k: int, alpha: float = 0.05) -> str:
     ...               "difference": -0.031, "ci_low": -0.045, "ci_high": -0.017, "p_adjusted": 0.001}, 10)
     'F users get lower NDCG@10 than the rest (-0.031 [-0.045, -0.017]); significant after correction'
     """
-    label = METRIC_LABELS.get(row["metric"], row["metric"]).format(k=k)
+    label = metric_label(row["metric"], k)
     than = "the rest" if row["reference"] == "rest" else f"the best group ({row['reference_group']})"
     diff = row["difference"]
     word = "higher" if diff > 0 else "lower" if diff < 0 else "the same"

@@ -19,6 +19,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from fairaudit.metrics._labels import metric_label
+
 __all__ = [
     "GAP_OK", "GAP_FLAG", "SMALL_GROUP", "OVERALL", "EXPOSURE", "CATALOGUE", "RELEVANCE", "MODEL_COLOURS",
     "TEMPLATE", "MAX_LABEL", "DIVERSITY_METRICS", "metric_label", "safe_label",
@@ -58,32 +60,11 @@ TEMPLATE = go.layout.Template(
     )
 )
 
-_LABELS = {
-    "ndcg": "NDCG@{k}", "recall": "Recall@{k}", "precision": "Precision@{k}", "hit_rate": "HitRate@{k}",
-    "mrr": "MRR@{k}", "ild_embedding": "ILD (embeddings)@{k}", "ild_genre": "ILD (genres)@{k}",
-    "genre_coverage": "Genre coverage@{k}", "novelty": "Novelty@{k} (bits)", "avg_popularity": "Average popularity@{k}",
-    "long_tail_share": "Long-tail share@{k}", "miscalibration": "Miscalibration (KL)@{k}",
-    "gini_exposure": "Gini of item exposure@{k}", "catalogue_coverage": "Catalogue coverage@{k}",
-}
 #: Per-user metrics drawn by :func:`diversity_calibration_chart` by default.
 DIVERSITY_METRICS = ("ild_embedding", "ild_genre", "novelty", "miscalibration")
 
 _NO_ROWS = "No rows in {0} for {1}; check the model, attribute and metric names against the audit folder."
 _MISSING_COLUMNS = "Table {0} lacks column(s) {1}; expected the audit-folder schema (docs/architecture.md)."
-
-
-def metric_label(metric: str, k: int | None = 10) -> str:
-    """Display name of a metric, with its cut-off K.
-
-    >>> metric_label("ndcg", 10)
-    'NDCG@10'
-    >>> metric_label("custom", 5)
-    'custom@5'
-    """
-    template = _LABELS.get(metric, f"{metric}@{{k}}")
-    if k is None:
-        return template.replace("@{k}", "")
-    return template.format(k=k)
 
 
 def safe_label(value: object, max_len: int = MAX_LABEL) -> str:

@@ -19,6 +19,7 @@ from fairaudit.metrics._exposure import (
     long_tail_share,
     position_weights,
 )
+from fairaudit.metrics._labels import METRIC_LABELS, metric_label
 from fairaudit.metrics._stats import (
     DEFAULT_ROUNDS,
     MIN_GROUP_SIZE,
@@ -38,6 +39,7 @@ __all__ = [
     "CALIBRATION_ALPHA",
     "DEFAULT_ROUNDS",
     "GENRE_ATTRIBUTE",
+    "METRIC_LABELS",
     "MIN_GROUP_SIZE",
     "RBP_GAMMA",
     "REFERENCES",
@@ -59,6 +61,7 @@ __all__ = [
     "item_exposure",
     "item_groups",
     "long_tail_share",
+    "metric_label",
     "miscalibration",
     "novelty",
     "permutation_sums",
