@@ -18,6 +18,8 @@ one on the same split, and write OUT/:
   sweep.json    the settings of the run
   models/<mitigation>@<strength>/   each point's model (load, audit or compare it like any model)
 Points on the Pareto front (higher accuracy, smaller targeted gap) are listed at the end.
+Without --model, the adversarial sweep trains LLMs with mean history pooling: sqrt pooling (the
+model default) writes history length into the user vectors, which no adversary can remove.
 
 Examples:
   python -m fairaudit sweep --data sample_data --mitigation rerank_exposure --strengths 0,0.25,0.5,1 \\
