@@ -98,6 +98,7 @@ def adversarial_sweep(planted, tmp_path_factory):
 def test_adversarial_term_reduces_gender_recovery(planted, adversarial_sweep):
     data, split, _, _ = planted
     frame, out = adversarial_sweep
+    pd.testing.assert_frame_equal(pd.read_csv(out / "sweep.csv", keep_default_na=False), frame, check_dtype=False)
     plain = create_model("llm", **ADVERSARIAL).fit(data, split)
     _same_model(load_model(out / frame["model_dir"].iloc[0], data), plain, data.users["user_id"][:80])
     assert frame["target_metric"].tolist() == [RECOVERED, RECOVERED]

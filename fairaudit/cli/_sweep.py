@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         attribute=args.attribute, metric=args.metric, item_attribute=args.item_attribute, rounds=args.bootstrap,
         seed=args.seed, out=out, progress=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
-    frame.to_csv(out / "sweep.csv", index=False)
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     (out / "sweep.json").write_text(json.dumps({"settings": settings, "split": split.describe()}, indent=1))
     print(f"Sweep of {args.mitigation} over {strengths} written to {out / 'sweep.csv'}")

@@ -36,6 +36,8 @@ EXPOSURE_GAP = "exposure_gap"
 #: Per-user column for the adversarial term: 1 when a held-out classifier recovers the user's
 #: attribute from their vector.
 RECOVERED = "attribute_recovered"
+#: The sweep table written into ``out``.
+SWEEP_FILE = "sweep.csv"
 #: Default model per family: re-rankers wrap a fast personalised baseline; training terms need the LLM.
 DEFAULT_MODEL_KIND = {"rerank": "itemknn", "training": "llm"}
 #: LLM settings an in-training mitigation's default template starts from (``model_params`` override
@@ -247,7 +249,8 @@ def run_sweep(
         Bootstrap rounds and seed of the audit and the paired comparisons.
     out : path, optional
         When given, each point's model is saved to ``out/models/<mitigation>@<strength>/`` (so any
-        point can be loaded and audited as a candidate); ``model_dir`` holds that folder relative to ``out``.
+        point can be loaded and audited as a candidate; ``model_dir`` holds that folder relative to
+        ``out``) and the returned table to ``out/sweep.csv``.
     progress : callable, optional
         Receives a status line per step.
 
@@ -353,7 +356,10 @@ def run_sweep(
                 fit_s, audit_s, fit_s + audit_s, model_dir,
             )
         )  # fmt: skip
-    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+    if out is not None:
+        frame.to_csv(Path(out) / SWEEP_FILE, index=False)
+    return frame
 
 
 def _change(
