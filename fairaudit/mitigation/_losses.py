@@ -13,9 +13,11 @@
   ``"confusion"`` (default) pushes the classifier's prediction towards the uniform
   distribution (Tzeng et al. 2015; Alvi et al. 2018), ``"reversal"`` maximises its
   cross-entropy through a gradient-reversal layer (:func:`grad_reverse`; Ganin & Lempitsky
-  2015). Reversal is kept for comparison: maximising the error of the *current* classifier
-  is won by flipping the attribute's encoding rather than erasing it, so a fresh classifier
-  recovers the attribute better than before (Elazar & Goldberg 2018; docs/benchmarks.md).
+  2015). Which one erases the attribute depends on the encoder: on the LLM recommender's
+  user tower, reversal is won by flipping the attribute's encoding rather than erasing it,
+  so a fresh classifier recovers it better than before (as in Elazar & Goldberg 2018),
+  while on a rigid linear encoder reversal works and confusion does not (docs/benchmarks.md).
+  Measure with :func:`attribute_leakage` or the sweep.
 - :class:`FairnessRegulariser` bundles one of them with its weight ``lambda`` for a training
   loop, and :func:`attribute_leakage` measures, after training, how well a fresh classifier
   still recovers the attribute from the user vectors.
