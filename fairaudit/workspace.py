@@ -6,6 +6,9 @@ Layout under the workspace root (``$FAIRAUDIT_WORKSPACE``, default ``./workspace
     sessions/<session id>/uploads/                    one browser session's uploaded files
     sessions/<session id>/audits/<audit id>/          one browser session's audit folders
 
+A session folder nothing has been written to for ``$FAIRAUDIT_SESSION_DAYS`` days (default 7;
+0 keeps them forever) is deleted when a new browser session starts (:meth:`Workspace.prune_sessions`).
+
 Saved models are listed only for the dataset they were trained on (same fingerprint), so an
 analyst never sees a model of data they do not hold themselves; uploads and audits live under a
 random per-session id. Nothing here imports Streamlit: the pages call it.
@@ -34,9 +37,13 @@ from fairaudit.models import Progress, Recommender, TrainingCancelled
 
 ENV_VAR = "FAIRAUDIT_WORKSPACE"
 DEFAULT_ROOT = "workspace"
+SESSION_DAYS_VAR = "FAIRAUDIT_SESSION_DAYS"
+#: Days after its last write that a browser session's folder is deleted; 0 keeps them forever.
+DEFAULT_SESSION_DAYS = 7.0
 #: Largest total size of the files inside an uploaded zip, in bytes.
 MAX_UNZIPPED_BYTES = 500 * 1024**2
 
+BAD_SESSION_DAYS = "{0} must be a number of days >= 0 (0 keeps session folders forever), got '{1}'"
 BAD_SESSION_ID = "session id '{0}' is not a 32-digit hex string; create one with new_session_id()"
 ZIP_UNREADABLE = "'{0}' is not a readable zip archive ({1}); upload a .zip of a MovieLens or CSV/Parquet folder"
 ZIP_UNSAFE_PATH = (
@@ -113,16 +120,44 @@ class Workspace:
     """
 
     root: Path
+    session_days: float = DEFAULT_SESSION_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Workspace":
-        """Root from ``$FAIRAUDIT_WORKSPACE``, else ``./workspace``.
+        """Root from ``$FAIRAUDIT_WORKSPACE`` (else ``./workspace``), session lifetime from ``$FAIRAUDIT_SESSION_DAYS``.
 
-        >>> Workspace.from_env({"FAIRAUDIT_WORKSPACE": "/srv/fa"}).root.as_posix()
-        '/srv/fa'
+        >>> ws = Workspace.from_env({"FAIRAUDIT_WORKSPACE": "/srv/fa", "FAIRAUDIT_SESSION_DAYS": "30"})
+        >>> ws.root.as_posix(), ws.session_days
+        ('/srv/fa', 30.0)
         """
         environ = os.environ if environ is None else environ
-        return cls(Path(environ.get(ENV_VAR) or DEFAULT_ROOT).resolve())
+        text = environ.get(SESSION_DAYS_VAR) or str(DEFAULT_SESSION_DAYS)
+        try:
+            days = float(text)
+        except ValueError:
+            days = float("nan")
+        if not days >= 0:
+            raise ValueError(BAD_SESSION_DAYS.format(SESSION_DAYS_VAR, text))
+        return cls(Path(environ.get(ENV_VAR) or DEFAULT_ROOT).resolve(), days)
+
+    def prune_sessions(self, *, now: float | None = None) -> list[Path]:
+        """Delete the session folders nothing was written to for ``session_days`` days; returns them.
+
+        A folder's age counts from its newest file or sub-folder, so a session that uploads or
+        audits now and then is kept. Only folders named like a session id are ever touched.
+        """
+        sessions = self.root / "sessions"
+        if self.session_days == 0 or not sessions.is_dir():
+            return []
+        cutoff = (time.time() if now is None else now) - self.session_days * 86_400
+        pruned = []
+        for folder in sessions.iterdir():
+            if not (folder.is_dir() and _SESSION_ID.match(folder.name)):
+                continue
+            if _last_write(folder) < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                pruned.append(folder)
+        return pruned
 
     @property
     def models_dir(self) -> Path:
@@ -243,6 +278,17 @@ class Workspace:
     def audit_dir(self, session_id: str, audit_id: str) -> Path:
         """Folder for one of the session's audits."""
         return self.session_dir(session_id) / "audits" / safe_filename(audit_id)
+
+
+def _last_write(folder: Path) -> float:
+    """Newest modification time in ``folder``, itself included; paths deleted meanwhile are skipped."""
+    times = []
+    for path in (folder, *folder.rglob("*")):
+        try:
+            times.append(path.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return max(times, default=0.0)
 
 
 def read_columns(path: str | Path) -> list[str]:

@@ -48,7 +48,9 @@ NO_ATTRIBUTES = (
 def init_state() -> None:
     """Create this browser session's state once: its private id and its datasets/models."""
     ss = st.session_state
-    ss.setdefault("session_id", new_session_id())
+    if "session_id" not in ss:
+        ss["session_id"] = new_session_id()
+        workspace().prune_sessions()  # a new browser session clears those long gone
     # label -> {"kind": "sample"} | {"kind": "files", ...} | {"kind": "folder", "path": ...}
     ss.setdefault("datasets", {SAMPLE_LABEL: {"kind": "sample"}})
     # model folders the analyst loaded by path this session (trained ones are found in the workspace)

@@ -310,6 +310,19 @@ def test_model_folder_errors_are_messages(workspace, tmp_path):
     assert pd.Series(at.session_state["loaded_models"]).empty
 
 
+def test_a_new_browser_session_prunes_long_idle_session_folders(workspace):
+    import os
+
+    from fairaudit.workspace import Workspace, new_session_id
+
+    idle = Workspace(workspace).save_upload(new_session_id(), "users.csv", b"user_id\n1\n").parents[1]
+    month_ago = time.time() - 30 * 86_400
+    for path in (idle, idle / "uploads", idle / "uploads" / "users.csv"):
+        os.utime(path, (month_ago, month_ago))
+    start()
+    assert not idle.exists()
+
+
 def test_adversarial_sweep_of_a_sqrt_pooled_llm_is_warned_about(workspace):
     at = start()
     goto(at, "model")

@@ -15,6 +15,7 @@ import pytest
 from fairaudit.data import Dataset, make_split
 from fairaudit.models import Progress, create_model, load_model
 from fairaudit.workspace import (
+    BAD_SESSION_DAYS,
     BAD_SESSION_ID,
     ZIP_TOO_LARGE,
     ZIP_UNREADABLE,
@@ -53,6 +54,36 @@ def test_sessions_are_private_folders(tmp_path):
     with pytest.raises(ValueError) as err:
         ws.session_dir("../x")
     assert str(err.value) == BAD_SESSION_ID.format("../x")
+
+
+def test_session_lifetime_comes_from_the_environment(tmp_path):
+    assert Workspace.from_env({}).session_days == 7.0
+    assert Workspace.from_env({"FAIRAUDIT_SESSION_DAYS": "0"}).session_days == 0.0
+    for bad in ("a week", "-1", "nan"):
+        with pytest.raises(ValueError) as err:
+            Workspace.from_env({"FAIRAUDIT_SESSION_DAYS": bad})
+        assert str(err.value) == BAD_SESSION_DAYS.format("FAIRAUDIT_SESSION_DAYS", bad)
+
+
+def test_prune_sessions_deletes_only_sessions_untouched_for_long(tmp_path):
+    import os
+
+    day, now = 86_400, 1_000_000_000.0
+    ws = Workspace(tmp_path, session_days=7)
+    old, busy, fresh = new_session_id(), new_session_id(), new_session_id()
+    for session, (folder_age, file_age) in {old: (8, 9), busy: (30, 2), fresh: (1, 1)}.items():
+        path = ws.save_upload(session, "users.csv", b"user_id\n1\n")
+        os.utime(path, (now - file_age * day,) * 2)
+        for folder in (path.parent, ws.session_dir(session)):
+            os.utime(folder, (now - folder_age * day,) * 2)
+    stranger = tmp_path / "sessions" / "notes"  # not a session id: never touched
+    stranger.mkdir()
+    os.utime(stranger, (now - 100 * day,) * 2)
+    assert ws.prune_sessions(now=now) == [ws.session_dir(old)]
+    assert not ws.session_dir(old).exists()
+    assert ws.session_dir(busy).is_dir() and ws.session_dir(fresh).is_dir() and stranger.is_dir()
+    assert Workspace(tmp_path, session_days=0).prune_sessions(now=now + 1_000 * day) == []
+    assert Workspace(tmp_path / "empty").prune_sessions() == []
 
 
 @pytest.mark.parametrize(
