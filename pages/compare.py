@@ -136,10 +136,14 @@ def sweep_section(dataset: Dataset) -> None:
                 f"(train one on the **Model** page) to sweep it. The sidebar's model **{label}** is a {base.kind} "
                 "model; the re-rankers (rerank_*) work on any model.")
         return
+    template_params = {}
     if mitigation == "adversarial" and base.get_params().get("pooling") == "sqrt":
-        st.warning(f"**{label}** pools histories with `sqrt`, which writes history length into every user vector: "
-                   "an adversary cannot remove an attribute that goes with activity. Train an **llm** with "
-                   "`pooling` = `mean` on the **Model** page and sweep that one.")
+        if st.checkbox("Train the sweep's models with mean pooling", value=True, key="sweep_mean_pooling",
+                       help="Every point, λ = 0 included, re-trains the sidebar model's settings with mean pooling."):
+            template_params = {"pooling": "mean"}
+        else:
+            st.warning(f"**{label}** pools histories with `sqrt`, which writes history length into every user "
+                       "vector: an adversary cannot remove an attribute that goes with activity.")
     cols = st.columns(4)
     default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
     text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",
@@ -161,7 +165,8 @@ def sweep_section(dataset: Dataset) -> None:
         return
     path = S.available_models()[label]
     request = {"mitigation": mitigation, "strengths": strengths, "k": S.selected_k(), "attribute": attribute,
-               "metric": metric, "item_attribute": item_attribute, "rounds": int(ss["audit_rounds"])}
+               "metric": metric, "item_attribute": item_attribute, "rounds": int(ss["audit_rounds"]),
+               "template_params": template_params}
     key = (S.current_fingerprint(), path, S.weights_checksum(path), json.dumps(request, sort_keys=True))
     if st.button("Run sweep", type="primary", key="run_sweep"):
         ss["sweep_key"] = key

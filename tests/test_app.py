@@ -323,7 +323,7 @@ def test_a_new_browser_session_prunes_long_idle_session_folders(workspace):
     assert not idle.exists()
 
 
-def test_adversarial_sweep_of_a_sqrt_pooled_llm_is_warned_about(workspace):
+def test_adversarial_sweep_of_a_sqrt_pooled_llm_trains_with_mean_pooling(workspace):
     at = start()
     goto(at, "model")
     at.selectbox(key="train_kind").select("llm").run()
@@ -332,9 +332,20 @@ def test_adversarial_sweep_of_a_sqrt_pooled_llm_is_warned_about(workspace):
     train(at, "llm", epochs=1)
     goto(at, "compare")
     at.selectbox(key="sweep_mitigation").select("adversarial").run()
-    assert any("pools histories with `sqrt`" in w for w in texts(at.warning))
-    at.selectbox(key="sweep_mitigation").select("difference").run()
+    assert at.checkbox(key="sweep_mean_pooling").value  # offered, and on, for a sqrt-pooled model
     assert not any("pools histories" in w for w in texts(at.warning))
+    at.checkbox(key="sweep_mean_pooling").uncheck().run()
+    assert any("pools histories with `sqrt`" in w for w in texts(at.warning))
+    at.checkbox(key="sweep_mean_pooling").check().run()
+    at.text_input(key="sweep_strengths").input("0, 1").run()
+    at.selectbox(key="sweep_attribute").select("gender")
+    at.button(key="run_sweep").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert list(at.dataframe[-1].value["target_metric"]) == ["attribute_recovered"] * 2
+    configs = sorted(workspace.rglob("adversarial@*/config.json"))
+    assert len(configs) == 2 and all(json.loads(c.read_text())["params"]["pooling"] == "mean" for c in configs)
+    at.selectbox(key="sweep_mitigation").select("difference").run()
+    assert not at.get("checkbox") or "sweep_mean_pooling" not in [c.key for c in at.checkbox]
 
 
 def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(workspace):

@@ -122,3 +122,18 @@ def test_cli_sweep_writes_csv_and_loadable_models(tmp_path, capsys):
     base = create_model("popularity").fit(data, make_split(data, "random", seed=0))
     reloaded_zero = load_model(tmp_path / "out" / frame["model_dir"].iloc[0], data)
     pd.testing.assert_frame_equal(reloaded_zero.recommend(k=10), base.recommend(k=10))
+
+
+def test_cli_sweep_pooling_and_epochs_reach_every_llm_point(tmp_path):
+    write_sample(tmp_path / "data", seed=1, n_users=300, n_items=150, n_interactions=9_000)
+    args = ["sweep", "--data", str(tmp_path / "data"), "--mitigation", "adversarial", "--strengths", "0,1",
+            "--epochs", "1", "--bootstrap", "10"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    with pytest.warns(UserWarning, match="use pooling='mean'"):
+        assert main([*args, "--pooling", "sqrt", "--out", str(tmp_path / "sqrt")]) == 0
+    data = load_dataset(tmp_path / "data")
+    for out, pooling in (("default", "mean"), ("sqrt", "sqrt")):
+        frame = pd.read_csv(tmp_path / out / "sweep.csv")
+        for folder in frame["model_dir"]:
+            params = load_model(tmp_path / out / folder, data).get_params()
+            assert params["pooling"] == pooling and params["epochs"] == 1

@@ -127,6 +127,15 @@ def test_sweep_defaults_to_mean_pooling_for_the_adversarial_term(planted, tmp_pa
         model_params={**SMALL, "epochs": 1, "pooling": "sqrt"},
     )  # fmt: skip
     assert load_model(tmp_path / "sqrt" / frame["model_dir"].iloc[0], data).get_params()["pooling"] == "sqrt"
+    # template_params replace an explicit template's settings for every point
+    frame = run_sweep(
+        data, split, mitigation="adversarial", strengths=[0], rounds=10, out=tmp_path / "override",
+        model=create_model("llm", **SMALL), template_params={"pooling": "mean", "epochs": 1},
+    )  # fmt: skip
+    overridden = load_model(tmp_path / "override" / frame["model_dir"].iloc[0], data).get_params()
+    assert overridden["pooling"] == "mean" and overridden["epochs"] == 1 and overridden["dim"] == SMALL["dim"]
+    with pytest.raises(ValueError, match="template_params re-train the model of in-training mitigations"):
+        run_sweep(data, split, mitigation="rerank_mmr", strengths=[0], template_params={"pooling": "mean"})
 
 
 def test_reversal_objective_leaves_gender_easier_to_recover(planted):

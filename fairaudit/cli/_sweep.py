@@ -20,6 +20,7 @@ one on the same split, and write OUT/:
 Points on the Pareto front (higher accuracy, smaller targeted gap) are listed at the end.
 Without --model, the adversarial sweep trains LLMs with mean history pooling: sqrt pooling (the
 model default) writes history length into the user vectors, which no adversary can remove.
+--pooling and --epochs set every in-training point's pooling and epochs (over --model's too).
 
 Examples:
   python -m fairaudit sweep --data sample_data --mitigation rerank_exposure --strengths 0,0.25,0.5,1 \\
@@ -58,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="training epochs of each LLM point (in-training mitigations)")
     parser.add_argument(
+        "--pooling", choices=("sqrt", "mean"),
+        help="history pooling of each LLM point (in-training mitigations; default: the --model's, or mean for "
+        "adversarial and sqrt otherwise)",
+    )  # fmt: skip
+    parser.add_argument(
         "--candidates", type=int, help="re-rankers: size of the base model's candidate pool (default 100)"
     )
     parser.add_argument(
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from fairaudit.audit import split_for_model
     from fairaudit.data import load_dataset, make_split
     from fairaudit.mitigation import TRAINING_MITIGATIONS, pareto_front, run_sweep
-    from fairaudit.models import create_model, load_model
+    from fairaudit.models import load_model
 
     strengths = [float(s) for s in args.strengths.split(",") if s.strip()]
     dataset = load_dataset(args.data)
@@ -83,17 +89,16 @@ def run(args: argparse.Namespace) -> int:
         split = make_split(dataset, args.split, seed=args.seed)
         model = None
     params = {"seed": args.seed}
-    if args.epochs is not None and args.mitigation in TRAINING_MITIGATIONS:
-        params["epochs"] = args.epochs
-        if model is not None:
-            model = create_model(model.kind, **{**model.get_params(), "epochs": args.epochs})
+    template = {}
+    if args.mitigation in TRAINING_MITIGATIONS:
+        template = {k: v for k, v in (("epochs", args.epochs), ("pooling", args.pooling)) if v is not None}
     rerank_params = {"n_candidates": args.candidates} if args.candidates is not None else {}
     if args.embedding is not None and args.mitigation == "rerank_mmr":
         rerank_params["embedding"] = args.embedding
     out = Path(args.out)
     frame = run_sweep(
         dataset, split, mitigation=args.mitigation, strengths=strengths, model=model, model_kind=args.base_model,
-        model_params=params if model is None else None, rerank_params=rerank_params, k=args.k,
+        model_params=params if model is None else None, rerank_params=rerank_params, template_params=template, k=args.k,
         attribute=args.attribute, metric=args.metric, item_attribute=args.item_attribute, rounds=args.bootstrap,
         seed=args.seed, out=out, progress=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip

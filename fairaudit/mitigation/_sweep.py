@@ -71,6 +71,9 @@ _NOT_MITIGABLE = (
 _NO_GAP = (
     "No gap for attribute '{0}' and metric '{1}' at the reference point (groups too small?); pick another attribute"
 )
+_TEMPLATE_FOR_RERANK = (
+    "template_params re-train the model of in-training mitigations; '{0}' re-ranks a fitted model, pass rerank_params"
+)
 _NO_VECTORS = (
     "Model kind '{0}' exposes no user_vectors(user_ids); the adversarial sweep measures attribute recovery from them"
 )
@@ -209,6 +212,7 @@ def run_sweep(
     model_kind: str | None = None,
     model_params: Mapping[str, Any] | None = None,
     rerank_params: Mapping[str, Any] | None = None,
+    template_params: Mapping[str, Any] | None = None,
     k: int = 10,
     attribute: str = "gender",
     metric: str = "ndcg",
@@ -238,6 +242,9 @@ def run_sweep(
         starts from :data:`DEFAULT_LLM_PARAMS`: mean pooling for ``adversarial``).
     rerank_params : mapping, optional
         Extra parameters of the re-ranker (e.g. ``n_candidates``, ``targets``, ``embedding``).
+    template_params : mapping, optional
+        In-training mitigations: parameters replacing the template's for every point,
+        e.g. ``{"pooling": "mean"}`` to sweep the adversarial term over a sqrt-pooled model's settings.
     k, attribute, metric : int, str, str
         List length, user attribute of the gap and accuracy metric (``ndcg``, ``recall``...).
     item_attribute : str
@@ -269,10 +276,14 @@ def run_sweep(
         raise ValueError(_NO_STRENGTHS)
     say = progress or (lambda _message: None)
     family = "rerank" if mitigation in RERANK_KINDS else "training"
+    if template_params and family == "rerank":
+        raise ValueError(_TEMPLATE_FOR_RERANK.format(mitigation))
     if model is None:
         kind = model_kind or DEFAULT_MODEL_KIND[family]
         defaults = DEFAULT_LLM_PARAMS.get(mitigation, {}) if kind == "llm" else {}
         model = create_model(kind, **{**defaults, **dict(model_params or {})})
+    if template_params:
+        model = create_model(model.kind, **{**model.get_params(), **dict(template_params)})
     if family == "rerank" and not hasattr(model, "item_ids_"):
         say(f"fitting the base model ({model.kind})")
         model.fit(dataset, split)
