@@ -27,7 +27,7 @@ DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", Path(__file__).resolve().pa
 ML100K = DATASETS / "ml-100k"
 RERANK_STRENGTHS = (0.0, 0.5, 1.0)
 #: lambda grid of the in-training terms (their scales differ: a loss gap, a KL, a cross-entropy).
-TRAINING_STRENGTHS = {"difference": (0.0, 2.0, 8.0), "exposure": (0.0, 1.0, 4.0), "adversarial": (0.0, 1.0, 4.0)}
+TRAINING_STRENGTHS = {"difference": (0.0, 2.0, 8.0), "exposure": (0.0, 1.0, 4.0), "adversarial": (0.0, 1.0, 10.0)}
 COLUMNS = [
     "mitigation", "strength", "accuracy", "accuracy_cost", "gap", "exposure_gap", "target_metric", "target",
     "target_improvement", "target_improvement_ci_low", "target_improvement_ci_high", "fit_s", "audit_s",
@@ -69,7 +69,7 @@ def bench_dataset(name: str, dataset, item_attribute: str, rounds: int, part: st
                 )
             )  # fmt: skip
             print(f"[{name}] {mitigation} done", flush=True)
-        # The gradient-reversal objective, for comparison with the default confusion objective.
+        # The gradient-reversal objective, for comparison with the default mean-matching objective.
         frames.append(
             run_sweep(
                 dataset, split, mitigation="adversarial", strengths=(0.0, 1.0), rounds=rounds,

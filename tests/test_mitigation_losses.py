@@ -15,6 +15,7 @@ from fairaudit.mitigation import (
     exposure_divergence,
     grad_reverse,
     group_difference,
+    group_mean_gap,
 )
 from fairaudit.mitigation._losses import _BAD_KIND, _BAD_WEIGHT, _NEEDS
 from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
@@ -170,12 +171,13 @@ def _train_encoder(weight: float, objective: str = "reversal", steps: int = 300)
     return attribute_leakage(z.numpy(), attr.numpy()), task, reg
 
 
-def test_reversal_removes_the_planted_attribute_from_a_linear_encoder():
-    """Gradient reversal's classic setting: a rigid encoder cannot flip the attribute's encoding, only drop it.
-    (The LLM recommender's per-item and per-user embeddings can flip it; there the default ``confusion``
-    objective is the one that removes it: tests/test_mitigation_training.py.)"""
+@pytest.mark.parametrize("objective", ["mean_matching", "reversal"])
+def test_adversary_removes_the_planted_attribute_from_a_linear_encoder(objective):
+    """Both objectives work on a rigid encoder: it cannot flip the attribute's encoding, only drop it.
+    (The LLM recommender's per-item history embeddings turn reversal's label-carrying gradient into a
+    stronger, flipped encoding: tests/test_mitigation_training.py.)"""
     leak_0, task_0, _ = _train_encoder(0.0)
-    leak_1, task_1, reg = _train_encoder(1.0, "reversal")
+    leak_1, task_1, reg = _train_encoder(1.0, objective)
     assert leak_0["accuracy"] > 0.8  # without the adversary the attribute is easy to recover
     assert leak_1["leakage"] < leak_0["leakage"] / 2
     assert task_1 < 0.2  # the task is still solved
@@ -190,7 +192,7 @@ def test_adversary_ignores_unlabelled_users():
         AttributeAdversary(3, 2, "erase")
 
 
-@pytest.mark.parametrize("objective", ["confusion", "reversal"])
+@pytest.mark.parametrize("objective", ["mean_matching", "reversal"])
 def test_adversary_parts_train_disjoint_parameters(objective):
     """The classifier's loss reaches only the classifier; the encoder's term only the vectors."""
     torch.manual_seed(0)
@@ -205,15 +207,12 @@ def test_adversary_parts_train_disjoint_parameters(objective):
     assert to_vectors[4].abs().sum() == 0  # the unlabelled row takes no part
 
 
-def test_confusion_and_reversal_terms_by_hand():
+def test_mean_matching_and_reversal_terms_by_hand():
     torch.manual_seed(0)
     vectors = torch.randn(4, 3, requires_grad=True)
     labels = torch.tensor([0, 1, 2, 3])
-    confusion = AttributeAdversary(3, 4, "confusion")
-    torch.nn.init.zeros_(confusion.net[2].weight)
-    torch.nn.init.zeros_(confusion.net[2].bias)
-    # A classifier that outputs equal logits is maximally confused: CE to uniform = log(classes).
-    assert confusion.loss(vectors, labels)[1].item() == pytest.approx(np.log(4.0))
+    matching = AttributeAdversary(3, 4, "mean_matching")
+    assert matching.loss(vectors, labels)[1].item() == pytest.approx(group_mean_gap(vectors, labels, 4).item())
     reversal = AttributeAdversary(3, 4, "reversal")
     _, encoder, _ = reversal.loss(vectors, labels)
     (reversed_grad,) = torch.autograd.grad(encoder, vectors)
@@ -221,3 +220,30 @@ def test_confusion_and_reversal_terms_by_hand():
     # Reversal: the value is the classifier's cross-entropy, its gradient to the vectors is negated.
     assert encoder.item() == pytest.approx(torch.nn.functional.cross_entropy(reversal(vectors), labels).item())
     torch.testing.assert_close(reversed_grad, -plain_grad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.01, 100.0))
+def test_group_mean_gap_is_scale_free_and_zero_exactly_for_equal_means(seed, scale):
+    gen = torch.Generator().manual_seed(seed)
+    groups = torch.arange(60) % 3
+    vectors = torch.randn(60, 4, generator=gen, dtype=torch.float64) + groups[:, None] * 1.5
+    gap = group_mean_gap(vectors, groups, 3)
+    assert 0 < gap <= 1
+    assert group_mean_gap(vectors * scale, groups, 3).item() == pytest.approx(gap.item(), rel=1e-9)
+    # Move every group onto the overall mean: the gap vanishes.
+    means = torch.stack([vectors[groups == g].mean(0) for g in range(3)])
+    centred = vectors - means[groups] + vectors.mean(0)
+    assert group_mean_gap(centred, groups, 3).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_zero_mean_gap_leaves_a_linear_probe_at_the_base_rate():
+    """Linear guardedness (Belrose et al. 2023): once the groups share a mean, logistic regression
+    recovers nothing, although the groups still differ in spread."""
+    gen = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 300)
+    vectors = gen.normal(size=(600, 5)) * np.where(labels[:, None] == 1, 2.0, 1.0)  # same mean, other spread
+    shifted = vectors + labels[:, None] * 1.0
+    assert group_mean_gap(torch.as_tensor(shifted), torch.as_tensor(labels), 2) > 0.05
+    assert attribute_leakage(shifted, labels)["leakage"] > 0.2
+    assert attribute_leakage(vectors, labels)["leakage"] < 0.05

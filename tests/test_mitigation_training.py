@@ -149,9 +149,9 @@ def test_reversal_objective_leaves_gender_easier_to_recover(planted):
             .fit(data, split).user_vectors(users["user_id"].tolist()),
             users["gender"].to_numpy(),
         )["accuracy"]
-        for objective, w in (("confusion", 0.0), ("reversal", 1.0))
+        for objective, w in (("mean_matching", 0.0), ("reversal", 1.0))
     }  # fmt: skip
-    assert leakage["reversal"] > leakage["confusion"] + 0.1
+    assert leakage["reversal"] > leakage["mean_matching"] + 0.1
 
 
 def test_train_cli_passes_fairness_options():
@@ -166,7 +166,7 @@ def test_train_cli_passes_fairness_options():
     assert params["fairness"] == "exposure" and params["fairness_weight"] == 2.0
     assert params["exposure_attribute"] == "popularity_tier" and params["fairness_attribute"] == "gender"
     assert create_model("llm", **params).get_params()["fairness"] == "exposure"
-    assert params["pooling"] == "sqrt" and params["adversary_objective"] == "confusion"
+    assert params["pooling"] == "sqrt" and params["adversary_objective"] == "mean_matching"
     args = parser.parse_args(["--out", "x", "--fairness", "adversarial", "--pooling", "mean",
                               "--adversary-objective", "reversal"])  # fmt: skip
     params = model_params(args)

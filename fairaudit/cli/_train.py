@@ -42,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--exposure-attribute", default="provider", help="llm: item column of the exposure term")
     parser.add_argument(
-        "--adversary-objective", choices=("confusion", "reversal"), default="confusion",
-        help="llm: the user tower's objective against the adversarial term's classifier (default confusion)",
+        "--adversary-objective", choices=("mean_matching", "reversal"), default="mean_matching",
+        help="llm: the user tower's objective against the adversarial term (default mean_matching; "
+        "reversal = gradient reversal, for comparison)",
     )  # fmt: skip
     parser.add_argument(
         "--pooling", choices=("sqrt", "mean"), default="sqrt",

@@ -13,6 +13,7 @@ from fairaudit.mitigation._losses import (
     exposure_divergence,
     grad_reverse,
     group_difference,
+    group_mean_gap,
 )
 from fairaudit.mitigation._rerank import (
     RERANK_KINDS,
@@ -75,5 +76,6 @@ __all__ = [
     "greedy_kl_rerank",
     "greedy_mmr_rerank",
     "group_difference",
+    "group_mean_gap",
     "normalise_relevance",
 ]

@@ -7,17 +7,18 @@
 - :func:`exposure_divergence` - the item-side term: ``KL(target || share)`` between target
   shares of item groups and their expected exposure under the model's softmax over the
   candidates (Singh & Joachims 2018; Diaz et al. 2020, expected exposure).
-- :class:`AttributeAdversary` - adversarial removal of a sensitive attribute from user
-  representations (Beutel et al. 2017): a classifier learns to predict the attribute from the
-  vectors, and the encoder is trained against it. Two encoder objectives:
-  ``"confusion"`` (default) pushes the classifier's prediction towards the uniform
-  distribution (Tzeng et al. 2015; Alvi et al. 2018), ``"reversal"`` maximises its
-  cross-entropy through a gradient-reversal layer (:func:`grad_reverse`; Ganin & Lempitsky
-  2015). Which one erases the attribute depends on the encoder: on the LLM recommender's
-  user tower, reversal is won by flipping the attribute's encoding rather than erasing it,
-  so a fresh classifier recovers it better than before (as in Elazar & Goldberg 2018),
-  while on a rigid linear encoder reversal works and confusion does not (docs/benchmarks.md).
-  Measure with :func:`attribute_leakage` or the sweep.
+- :class:`AttributeAdversary` and :func:`group_mean_gap` - adversarial removal of a
+  sensitive attribute from user representations (Beutel et al. 2017). A classifier learns to
+  predict the attribute from the vectors, and the encoder is trained against the adversary
+  with one of two objectives. ``"mean_matching"`` (default) closes the gap between the
+  groups' mean vectors, which is zero exactly when no *linear* classifier (the audit's
+  probe) can recover the attribute better than its base rate (linear guardedness; Belrose
+  et al. 2023, LEACE). ``"reversal"`` maximises the classifier's cross-entropy through a
+  gradient-reversal layer (:func:`grad_reverse`; Ganin & Lempitsky 2015). Reversal is kept
+  for comparison: its gradient carries each user's label, and an encoder with per-item
+  parameters (the LLM recommender's history tower) turns that into a *stronger*, flipped
+  encoding of the attribute, which a fresh classifier reads at once (cf. Elazar & Goldberg
+  2018; docs/benchmarks.md). Measure with :func:`attribute_leakage` or the sweep.
 - :class:`FairnessRegulariser` bundles one of them with its weight ``lambda`` for a training
   loop, and :func:`attribute_leakage` measures, after training, how well a fresh classifier
   still recovers the attribute from the user vectors.
@@ -36,8 +37,8 @@ from fairaudit.data import UNKNOWN, Dataset
 
 FairnessKind = Literal["none", "difference", "exposure", "adversarial"]
 FAIRNESS_KINDS: tuple[str, ...] = ("none", "difference", "exposure", "adversarial")
-AdversaryObjective = Literal["confusion", "reversal"]
-ADVERSARY_OBJECTIVES: tuple[str, ...] = ("confusion", "reversal")
+AdversaryObjective = Literal["mean_matching", "reversal"]
+ADVERSARY_OBJECTIVES: tuple[str, ...] = ("mean_matching", "reversal")
 
 _BAD_KIND = "fairness must be one of {0}, got '{1}'"
 _BAD_OBJECTIVE = "adversary_objective must be one of {0}, got '{1}'"
@@ -116,6 +117,33 @@ def exposure_divergence(
     return (torch.special.xlogy(target, target) - torch.special.xlogy(target, share.clamp_min(eps))).sum()
 
 
+def group_mean_gap(vectors: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Share of the vectors' mean square held by the spread of their group means.
+
+    ``sum_g pi_g ||mu_g - mu||^2 / mean_u ||z_u||^2`` with ``pi_g`` the groups' shares,
+    ``mu_g`` their mean vectors and ``mu`` the overall mean; entries with a negative group
+    code are ignored. It lies in [0, 1] whatever the vectors' scale, and is 0 exactly when
+    every group has the same mean, i.e. when no linear classifier can recover the group better
+    than its base rate (Belrose et al. 2023).
+
+    >>> z = torch.tensor([[2.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    >>> float(group_mean_gap(z, torch.tensor([0, 0, 1, 1]), 2))  # (0.5*0.25 + 0.5*0.25) / 2
+    0.125
+    >>> float(group_mean_gap(z[[0, 1, 1, 0]], torch.tensor([0, 0, 1, 1]), 2))  # same means: nothing to recover
+    0.0
+    """
+    keep = groups >= 0
+    vectors, groups = vectors[keep], groups[keep]
+    sums = torch.zeros(n_groups, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
+    sums = sums.index_add(0, groups, vectors)
+    counts = torch.bincount(groups, minlength=n_groups).to(vectors.dtype)
+    present = counts > 0
+    means, shares = sums[present] / counts[present, None], counts[present] / counts.sum()
+    overall = shares @ means
+    spread = (shares * (means - overall).pow(2).sum(1)).sum()
+    return spread / vectors.detach().pow(2).sum(1).mean().clamp_min(torch.finfo(vectors.dtype).tiny)
+
+
 class _GradReverse(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -142,14 +170,13 @@ class AttributeAdversary(nn.Module):
     """Small classifier predicting a sensitive attribute from user vectors, and the encoder's term against it.
 
     :meth:`loss` returns two parts whose sum is minimised by one optimiser: the classifier's
-    cross-entropy on *detached* vectors (only the classifier learns from it), and the
-    encoder's term on the live vectors read through a *frozen* copy of the classifier (only
-    the encoder learns from it):
+    cross-entropy on *detached* vectors (only the classifier learns from it; its accuracy
+    shows how much of the attribute an adversary finds during training), and the encoder's
+    term on the live vectors (only the encoder learns from it):
 
-    - ``"confusion"``: cross-entropy between the classifier's prediction and the uniform
-      distribution, minimal when the vectors give the classifier nothing to go on;
-    - ``"reversal"``: the classifier's cross-entropy behind :func:`grad_reverse`, so the
-      encoder climbs it (the classic gradient-reversal adversary).
+    - ``"mean_matching"``: :func:`group_mean_gap`, the gap a linear adversary exploits;
+    - ``"reversal"``: the cross-entropy of a frozen copy of the classifier behind
+      :func:`grad_reverse`, so the encoder climbs it (the classic gradient-reversal adversary).
 
     Parameters
     ----------
@@ -157,7 +184,7 @@ class AttributeAdversary(nn.Module):
         Size of the user vectors.
     n_classes : int
         Number of attribute groups.
-    objective : {"confusion", "reversal"}
+    objective : {"mean_matching", "reversal"}
         The encoder's objective.
     hidden : int
         Hidden units of the classifier.
@@ -171,11 +198,13 @@ class AttributeAdversary(nn.Module):
     (0, 0, True)
     """
 
-    def __init__(self, dim: int, n_classes: int, objective: AdversaryObjective = "confusion", hidden: int = 64) -> None:
+    def __init__(
+        self, dim: int, n_classes: int, objective: AdversaryObjective = "mean_matching", hidden: int = 64
+    ) -> None:
         super().__init__()
         if objective not in ADVERSARY_OBJECTIVES:
             raise ValueError(_BAD_OBJECTIVE.format(ADVERSARY_OBJECTIVES, objective))
-        self.objective = objective
+        self.objective, self.n_classes = objective, n_classes
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -190,12 +219,12 @@ class AttributeAdversary(nn.Module):
             return zero, zero, float("nan")
         detached_logits = self(vectors.detach())
         classifier = nn.functional.cross_entropy(detached_logits, labels)
-        frozen = {name: p.detach() for name, p in self.named_parameters()}
         if self.objective == "reversal":
-            encoder = nn.functional.cross_entropy(torch.func.functional_call(self, frozen, grad_reverse(vectors)), labels)
+            frozen = {name: p.detach() for name, p in self.named_parameters()}
+            logits = torch.func.functional_call(self, frozen, grad_reverse(vectors))
+            encoder = nn.functional.cross_entropy(logits, labels)
         else:
-            logits = torch.func.functional_call(self, frozen, vectors)
-            encoder = -torch.log_softmax(logits, dim=1).mean()
+            encoder = group_mean_gap(vectors, labels, self.n_classes)
         accuracy = float((detached_logits.argmax(dim=1) == labels).float().mean())
         return classifier, encoder, accuracy
 
@@ -224,7 +253,7 @@ class FairnessRegulariser(nn.Module):
         Target exposure share per item group; for ``exposure``.
     dim : int, optional
         Size of the user vectors; for ``adversarial``.
-    adversary_objective : {"confusion", "reversal"}
+    adversary_objective : {"mean_matching", "reversal"}
         The encoder's objective against the adversary (:class:`AttributeAdversary`).
 
     Examples
@@ -245,7 +274,7 @@ class FairnessRegulariser(nn.Module):
         item_groups: torch.Tensor | None = None,
         item_target: torch.Tensor | None = None,
         dim: int | None = None,
-        adversary_objective: AdversaryObjective = "confusion",
+        adversary_objective: AdversaryObjective = "mean_matching",
     ) -> None:
         super().__init__()
         self.kind, self.weight = kind, float(weight)
@@ -269,7 +298,7 @@ class FairnessRegulariser(nn.Module):
 
     @classmethod
     def build(
-        cls, kind: FairnessKind, weight: float, *, adversary_objective: AdversaryObjective = "confusion", **tensors
+        cls, kind: FairnessKind, weight: float, *, adversary_objective: AdversaryObjective = "mean_matching", **tensors
     ) -> "FairnessRegulariser | None":
         """The regulariser, or ``None`` when ``kind="none"`` or ``weight == 0`` (checks all three settings)."""
         if kind not in FAIRNESS_KINDS:
@@ -292,7 +321,7 @@ class FairnessRegulariser(nn.Module):
         user_attribute: str = "gender",
         item_attribute: str = "provider",
         dim: int | None = None,
-        adversary_objective: AdversaryObjective = "confusion",
+        adversary_objective: AdversaryObjective = "mean_matching",
     ) -> "FairnessRegulariser | None":
         """:meth:`build` with group codes read from ``dataset`` (rows in ``dataset.users`` / ``.items`` order).
 

@@ -57,7 +57,7 @@ ADVERSARY_LR_FACTOR = 10.0
 _BAD_POOLING = "pooling must be one of {0}, got {1!r}"
 ACTIVITY_LEAK = (
     "fairness='adversarial' with pooling='sqrt': the user vector's norm grows with the square root of the "
-    "history length, so an attribute that goes with activity stays recoverable whatever the adversary does; "
+    "history length, so an attribute that goes with activity stays partly recoverable whatever the adversary does; "
     "use pooling='mean'"
 )
 
@@ -160,10 +160,11 @@ class LLMRecommender(Recommender):
         User column of the ``difference`` and ``adversarial`` terms.
     exposure_attribute : str
         Item column of the ``exposure`` term.
-    adversary_objective : {"confusion", "reversal"}
-        The user tower's objective against the adversary: push its prediction to uniform
-        (default), or maximise its error by gradient reversal (kept for comparison: it
-        flips the attribute's encoding instead of removing it; docs/benchmarks.md).
+    adversary_objective : {"mean_matching", "reversal"}
+        The user tower's objective against the adversary: close the gap between the groups'
+        mean user vectors, which is what a linear adversary reads (default), or maximise the
+        classifier's error by gradient reversal (kept for comparison: on this model it makes
+        the attribute *easier* to recover; docs/benchmarks.md).
     device : str
         ``"auto"`` (CUDA when available, mixed precision there) or a torch device.
     seed : int
@@ -205,7 +206,7 @@ class LLMRecommender(Recommender):
         fairness_weight: float = 0.0,
         fairness_attribute: str = "gender",
         exposure_attribute: str = "provider",
-        adversary_objective: AdversaryObjective = "confusion",
+        adversary_objective: AdversaryObjective = "mean_matching",
         device: str = "auto",
         seed: int = 0,
     ) -> None:
@@ -315,8 +316,8 @@ class LLMRecommender(Recommender):
         fairness = None if fairness is None else fairness.to(device)
         groups = [{"params": list(net.parameters())}]
         if fairness is not None and fairness.adversary is not None:
-            # Two time-scales: the adversary learns faster than the model it audits, so the
-            # model is always trained against a classifier that has caught up with it.
+            # Two time-scales: the classifier learns faster than the model it watches, so its
+            # accuracy (and, for reversal, its gradient) reflects the current user vectors.
             groups.append({"params": list(fairness.adversary.parameters()), "lr": ADVERSARY_LR_FACTOR * self.lr})
         gen = torch.Generator().manual_seed(self.seed)
         text = self.item_text_embeddings_.to(device)
