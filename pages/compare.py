@@ -143,7 +143,7 @@ def sweep_section(dataset: Dataset) -> None:
             template_params = {"pooling": "mean"}
         else:
             st.warning(f"**{label}** pools histories with `sqrt`, which writes history length into every user "
-                       "vector: an adversary cannot remove an attribute that goes with activity.")
+                       "vector: an adversary cannot fully remove an attribute that goes with activity.")
     cols = st.columns(4)
     default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
     text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",

@@ -19,7 +19,7 @@ one on the same split, and write OUT/:
   models/<mitigation>@<strength>/   each point's model (load, audit or compare it like any model)
 Points on the Pareto front (higher accuracy, smaller targeted gap) are listed at the end.
 Without --model, the adversarial sweep trains LLMs with mean history pooling: sqrt pooling (the
-model default) writes history length into the user vectors, which no adversary can remove.
+model default) writes history length into the user vectors, which no adversary can fully remove.
 --pooling and --epochs set every in-training point's pooling and epochs (over --model's too).
 
 Examples:

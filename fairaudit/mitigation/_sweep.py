@@ -41,7 +41,7 @@ SWEEP_FILE = "sweep.csv"
 #: Default model per family: re-rankers wrap a fast personalised baseline; training terms need the LLM.
 DEFAULT_MODEL_KIND = {"rerank": "itemknn", "training": "llm"}
 #: LLM settings an in-training mitigation's default template starts from (``model_params`` override
-#: them): sqrt pooling writes history length into the user vectors, which the adversary cannot remove.
+#: them): sqrt pooling writes history length into the user vectors, which the adversary cannot fully remove.
 DEFAULT_LLM_PARAMS: dict[str, dict[str, Any]] = {"adversarial": {"pooling": "mean"}}
 #: What each mitigation acts on: (metric column, goal).
 TARGETS: dict[str, tuple[str, GapGoal]] = {

@@ -9,8 +9,9 @@ Item tower
 User tower
     ``u = user_u + pool(history) [+ W_p p_u]``: a learned user embedding, the history
     pooled as ``sum_i h_ui (H_t e_i + hid_i) / sqrt(sum_i h_ui)`` (``pooling="sqrt"``, the
-    default) or ``/ sum_i h_ui`` (``pooling="mean"``) with a separate history projection, and (with ``use_profile=True``) the projected embedding ``p_u`` of a
-    profile text stating the user's attributes, e.g.
+    default) or ``/ sum_i h_ui`` (``pooling="mean"``) with a separate history projection,
+    and (with ``use_profile=True``) the projected embedding ``p_u`` of a profile text
+    stating the user's attributes, e.g.
     ``"A user. Gender: F. Age band: 25-34. Region: South."``.
 Score
     ``s_ui = u . v_i + b_i``. Trained per batch of users: a random part of each history
@@ -22,7 +23,7 @@ Fairness (optional)
     ``loss + lambda * F`` with a term from :mod:`fairaudit.mitigation` (``fairness=...``,
     ``fairness_weight=lambda``); off by default, and off it trains exactly the plain model.
     Sqrt pooling writes the history's length into the user vector's norm, so no training
-    term can hide an attribute that goes with activity; the adversarial term wants
+    term can fully hide an attribute that goes with activity; the adversarial term wants
     ``pooling="mean"`` (and warns without it).
 """
 
@@ -49,11 +50,10 @@ Pooling = Literal["sqrt", "mean"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 #: Catalogue size up to which ``loss="auto"`` uses the exact full softmax.
 FULL_SOFTMAX_MAX_ITEMS = 50_000
-
-_BAD_LOSS = "loss must be one of {0}, got {1!r}"
 #: Learning rate of the adversarial term's classifier, as a multiple of the model's ``lr``.
 ADVERSARY_LR_FACTOR = 10.0
 
+_BAD_LOSS = "loss must be one of {0}, got {1!r}"
 _BAD_POOLING = "pooling must be one of {0}, got {1!r}"
 ACTIVITY_LEAK = (
     "fairness='adversarial' with pooling='sqrt': the user vector's norm grows with the square root of the "
