@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,12 @@ def make_tiny_dataset(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Da
 @pytest.fixture
 def tiny_dataset() -> Dataset:
     return make_tiny_dataset()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """An in-memory zip archive of ``{name: content}``, as a browser would upload it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()

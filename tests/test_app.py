@@ -3,10 +3,8 @@ bad uploads, column mapping, private sessions, cancelling training and small-gro
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +16,7 @@ from fairaudit.data._validate import DUPLICATE_PAIRS, EMPTY_TABLE, MISSING_COLUM
 from fairaudit.metrics import accuracy_metrics
 from fairaudit.models import load_model
 from fairaudit.workspace import ZIP_UNSAFE_PATH
+from tests.conftest import zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("data", "model", "audit", "explain", "compare", "report")
@@ -201,20 +200,12 @@ def _labels(at: AppTest) -> list[str]:
     return [m.label for m in _state.workspace().saved_models()]
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
 BAD_UPLOADS = {
     "missing item_id": ({"interactions": ("plays.csv", b"user_id,rating\n1,5\n")},
                         MISSING_COLUMN.split(";")[0].format(column="item_id")),
     "empty table": ({"interactions": ("plays.csv", b"user_id,item_id\n")}, EMPTY_TABLE),
     "corrupt parquet": ({"interactions": ("plays.parquet", b"PAR1 not really")}, "could not be read as Parquet"),
-    "unsafe zip": ({"zip": ("evil.zip", _zip({"../x.csv": b"a"}))}, ZIP_UNSAFE_PATH.format("evil.zip", "../x.csv")),
+    "unsafe zip": ({"zip": ("evil.zip", zip_bytes({"../x.csv": b"a"}))}, ZIP_UNSAFE_PATH.format("evil.zip", "../x.csv")),
 }
 
 
@@ -250,7 +241,7 @@ def _movielens_100k_zip() -> bytes:
     )
     users = "".join(f"{u}|{20 + 5 * u}|{'MF'[u % 2]}|writer|{10001 + u}\n" for u in range(1, 7))
     items = "".join(f"{i}|Film {i} (1995)|01-Jan-1995||http://x|{'0|1|0' + '|0' * 16}\n" for i in range(1, 6))
-    return _zip({"ml-100k/u.data": data.encode(), "ml-100k/u.user": users.encode("latin-1"),
+    return zip_bytes({"ml-100k/u.data": data.encode(), "ml-100k/u.user": users.encode("latin-1"),
                  "ml-100k/u.item": items.encode("latin-1")})
 
 

@@ -28,15 +28,7 @@ from fairaudit.workspace import (
     safe_filename,
     zip_folder,
 )
-from tests.conftest import make_tiny_dataset
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
+from tests.conftest import make_tiny_dataset, zip_bytes
 
 
 def test_root_comes_from_the_environment(tmp_path):
@@ -118,7 +110,7 @@ def test_saved_models_only_for_their_data(tmp_path):
 
 def test_extract_zip_returns_the_single_top_folder(tmp_path):
     ws, sid = Workspace(tmp_path), new_session_id()
-    folder = ws.extract_zip(sid, "ml.zip", _zip({"ml-100k/u.data": b"1\t2\t3\t4\n", "__MACOSX/._u.data": b""}))
+    folder = ws.extract_zip(sid, "ml.zip", zip_bytes({"ml-100k/u.data": b"1\t2\t3\t4\n", "__MACOSX/._u.data": b""}))
     assert folder.name == "ml-100k" and (folder / "u.data").read_bytes() == b"1\t2\t3\t4\n"
     assert ws.session_dir(sid) in folder.parents
 
@@ -127,9 +119,9 @@ def test_extract_zip_returns_the_single_top_folder(tmp_path):
     ("content", "message"),
     [
         (b"not a zip", ZIP_UNREADABLE.split("'")[2].split("(")[0]),
-        (_zip({"../evil.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "../evil.csv")),
-        (_zip({"/abs.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "/abs.csv")),
-        (_zip({"big.csv": b"x" * 2000}), ZIP_TOO_LARGE.format("bad.zip", 2000, 1000)),
+        (zip_bytes({"../evil.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "../evil.csv")),
+        (zip_bytes({"/abs.csv": b"x"}), ZIP_UNSAFE_PATH.format("bad.zip", "/abs.csv")),
+        (zip_bytes({"big.csv": b"x" * 2000}), ZIP_TOO_LARGE.format("bad.zip", 2000, 1000)),
     ],
 )
 def test_extract_zip_refuses_bad_archives(tmp_path, content, message):

@@ -48,15 +48,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DEFAULT_STRENGTHS",
-    "MITIGATIONS",
-    "SWEEP_COLUMNS",
-    "TRAINING_MITIGATIONS",
-    "Mitigation",
-    "build_point",
-    "pareto_front",
-    "point_name",
-    "run_sweep",
+    *_SWEEP_NAMES,
     "ADVERSARY_OBJECTIVES",
     "FAIRNESS_KINDS",
     "RERANK_KINDS",
