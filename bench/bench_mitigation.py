@@ -2,7 +2,7 @@
 
 For each re-ranker (wrapping item-kNN; strengths 0, 0.5, 1) and each in-training term of the LLM
 recommender (the lambda grids of ``TRAINING_STRENGTHS``, plus the adversarial term with its gradient-reversal
-objective at lambda 0 and 1 for comparison), :func:`fairaudit.mitigation.run_sweep`
+objective at lambda 0 and 1 for comparison), :func:`fairaudit.sweep.run_sweep`
 runs on the planted-bias sample (``sample_data/``) and on MovieLens 100K (skipped when
 ``../shared/datasets/ml-100k`` is absent; its exposure gap is by ``popularity_tier``, since it has
 no provider). Prints one table per dataset. Run:
@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from fairaudit.data import load_dataset, load_sample, make_split
-from fairaudit.mitigation import RERANK_KINDS, TRAINING_MITIGATIONS, run_sweep
+from fairaudit.models import RERANK_KINDS
+from fairaudit.sweep import TRAINING_MITIGATIONS, run_sweep
 from fairaudit.models import create_model
 
 DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))

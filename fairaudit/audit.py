@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fairaudit.data import Dataset, Split, make_split, popularity_tier
+from fairaudit.data import Dataset, Split, genre_matrix, make_split, popularity_tier
 from fairaudit.metrics import (
     CALIBRATION_ALPHA,
     DEFAULT_ROUNDS,
@@ -38,7 +38,6 @@ from fairaudit.metrics import (
     benjamini_hochberg,
     bootstrap_counts,
     genre_coverage,
-    genre_matrix,
     gini,
     group_shares,
     intra_list_diversity,

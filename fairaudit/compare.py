@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from fairaudit.audit import ALL, FILES, LOWER_IS_BETTER, attribute_groups, plain_attributes
-from fairaudit.metrics import bootstrap_sums
+from fairaudit.metrics import bootstrap_sums, metric_label
 from fairaudit.metrics._stats import seeded_rng
-from fairaudit.plots import metric_label
 
 COLUMNS = ("model_a", "model_b", "attribute", "group", "quantity", "metric", "n_users", "a", "b", "difference",
            "ci_low", "ci_high", "significant")

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fairaudit.metrics._labels import metric_label
+from fairaudit.metrics import metric_label, pareto_front
 
 __all__ = [
     "GAP_OK", "GAP_FLAG", "SMALL_GROUP", "OVERALL", "EXPOSURE", "CATALOGUE", "RELEVANCE", "MODEL_COLOURS",
@@ -385,7 +385,7 @@ def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
     """A mitigation sweep's accuracy against its target metric, the Pareto front highlighted.
 
     One marker per strength (labelled ``λ=<strength>``) with 95% CI bars on both axes; the points
-    no other point beats on both accuracy and the target (:func:`fairaudit.mitigation.pareto_front`
+    no other point beats on both accuracy and the target (:func:`fairaudit.metrics.pareto_front`
     with the sweep's ``target_goal``) are coloured and joined, the dominated ones are grey.
 
     >>> sweep = pd.DataFrame({"mitigation": "rerank_mmr", "strength": [0.0, 0.5, 1.0], "accuracy_metric": "ndcg",
@@ -395,7 +395,6 @@ def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
     >>> [(t.name, t.text) for t in pareto_chart(sweep).data]
     [('Pareto front', ('λ=0', 'λ=1')), ('dominated', ('λ=0.5',))]
     """
-    from fairaudit.mitigation import pareto_front
 
     _require(sweep, "sweep.csv", _SWEEP_COLUMNS)
     _nonempty(sweep, "sweep.csv", "any strength")

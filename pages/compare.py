@@ -13,7 +13,8 @@ from fairaudit import plots
 from fairaudit.audit import ALL, attribute_groups
 from fairaudit.compare import compare_models, verdicts
 from fairaudit.data import Dataset, Split
-from fairaudit.mitigation import DEFAULT_STRENGTHS, MITIGATIONS, TRAINING_MITIGATIONS, pareto_front, run_sweep
+from fairaudit.metrics import pareto_front
+from fairaudit.sweep import DEFAULT_STRENGTHS, MITIGATIONS, TRAINING_MITIGATIONS, run_sweep
 from fairaudit.models import Recommender
 from pages import _state as S
 

@@ -10,8 +10,7 @@ from typing import Literal, get_args, get_origin, get_type_hints
 import pandas as pd
 import streamlit as st
 
-from fairaudit.mitigation import RERANK_KINDS
-from fairaudit.models import create_model, model_kinds
+from fairaudit.models import RERANK_KINDS, create_model, model_kinds
 from fairaudit.workspace import TrainingJob
 from pages import _state as S
 

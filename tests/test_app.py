@@ -340,7 +340,7 @@ def test_adversarial_sweep_of_a_sqrt_pooled_llm_trains_with_mean_pooling(workspa
 
 
 def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(workspace):
-    from fairaudit.mitigation import RERANK_KINDS
+    from fairaudit.models import RERANK_KINDS
 
     at = start()
     train(at, "popularity")

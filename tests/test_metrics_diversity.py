@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fairaudit.data import genre_matrix
 from fairaudit.metrics import (
     catalogue_coverage,
     genre_coverage,
-    genre_matrix,
     intra_list_diversity,
     miscalibration,
     novelty,

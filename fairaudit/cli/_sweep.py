@@ -31,7 +31,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fairaudit.mitigation import MITIGATIONS
+    from fairaudit.sweep import MITIGATIONS
 
     parser.add_argument("--data", required=True, help="dataset folder or file (as for `validate`)")
     parser.add_argument("--mitigation", required=True, choices=MITIGATIONS, help="which mitigation to sweep")
@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fairaudit.audit import split_for_model
     from fairaudit.data import load_dataset, make_split
-    from fairaudit.mitigation import TRAINING_MITIGATIONS, pareto_front, run_sweep
+    from fairaudit.metrics import pareto_front
+    from fairaudit.sweep import TRAINING_MITIGATIONS, run_sweep
     from fairaudit.models import load_model
 
     strengths = [float(s) for s in args.strengths.split(",") if s.strip()]

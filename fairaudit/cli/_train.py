@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-profile", action="store_true", help="llm: read a profile text of user attributes")
     parser.add_argument(
         "--fairness", choices=("none", "difference", "exposure", "adversarial"), default="none",
-        help="llm: in-training mitigation term added to the loss (see fairaudit.mitigation; default none)",
+        help="llm: in-training mitigation term added to the loss (see fairaudit.models._losses; default none)",
     )  # fmt: skip
     parser.add_argument("--fairness-weight", type=float, default=0.0, help="llm: weight lambda of --fairness")
     parser.add_argument(

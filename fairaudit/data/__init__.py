@@ -1,7 +1,7 @@
 """Data layer: loading, validation, derived attributes, splits and sample data."""
 
-from fairaudit.data._derive import activity_level, age_band, popularity_tier, zip_region
-from fairaudit.data._load import apply_mapping, load_dataset, load_tables
+from fairaudit.data._derive import activity_level, age_band, genre_matrix, popularity_tier, zip_region
+from fairaudit.data._load import apply_mapping, load_dataset, load_tables, validate_path
 from fairaudit.data._schema import (
     GENRE_SEP,
     UNKNOWN,
@@ -13,7 +13,6 @@ from fairaudit.data._schema import (
 )
 from fairaudit.data._split import SPLIT_METHODS, item_cold_start, make_split, random_holdout, temporal_leave_last
 from fairaudit.data._synth import generate_sample, load_sample, write_sample
-from fairaudit.data._validate import validate_path
 
 __all__ = [
     "SPLIT_METHODS",
@@ -28,6 +27,7 @@ __all__ = [
     "apply_mapping",
     "frame_fingerprint",
     "generate_sample",
+    "genre_matrix",
     "item_cold_start",
     "load_dataset",
     "load_sample",

@@ -1,4 +1,5 @@
-"""Derived user and item attributes: age bands, Census regions, activity levels, popularity tiers.
+"""Derived user and item attributes: age bands, Census regions, activity levels, popularity tiers,
+the item x genre matrix.
 
 All functions are vectorised over whole columns and return string Series with an explicit
 ``"unknown"`` group for values that cannot be mapped.
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from fairaudit.data._schema import UNKNOWN
+from fairaudit.data._schema import GENRE_SEP, UNKNOWN
 
 #: Default age-band edges: ``[0, 18)`` -> "Under 18", ``[18, 25)`` -> "18-24", ..., ``[55, inf)`` -> "55+".
 AGE_EDGES = (18, 25, 35, 45, 55)
@@ -142,3 +143,22 @@ def popularity_tier(
     code = np.empty_like(code_sorted)
     code[order] = code_sorted
     return pd.Series(np.array(POPULARITY_TIERS, dtype=object)[code], index=item_ids.index, name="popularity_tier")
+
+
+def genre_matrix(items: pd.DataFrame, *, normalise: bool = False) -> pd.DataFrame:
+    """Multi-hot item x genre matrix from the ``genres`` column (``"A|B"``), sorted genre columns.
+
+    With ``normalise=True`` each row is divided by its number of genres, i.e. ``p(g|i) = 1/|genres(i)|``
+    (Steck 2018). Items with an empty genre string get the genre ``"unknown"``.
+
+    >>> genre_matrix(pd.DataFrame({"item_id": ["x", "y"], "genres": ["B|A", ""]})).to_dict("list")
+    {'A': [1.0, 0.0], 'B': [1.0, 0.0], 'unknown': [0.0, 1.0]}
+    """
+    genres = items["genres"].fillna("").astype(str).str.strip().replace("", UNKNOWN)
+    multi = genres.str.get_dummies(sep=GENRE_SEP).astype(float)
+    multi = multi.drop(columns=[c for c in multi.columns if not c.strip()])
+    multi = multi[sorted(multi.columns)]
+    multi.index = pd.Index(items["item_id"].astype(str), name="item_id")
+    if normalise:
+        multi = multi.div(multi.sum(axis=1), axis=0).fillna(0.0)
+    return multi

@@ -313,3 +313,19 @@ def _finish(
         warnings=tuple(issues),
     )
 
+
+def validate_path(path: str | os.PathLike, **options) -> list[ValidationIssue]:
+    """Every issue found when loading ``path`` (options as ``load_dataset``), errors first.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "interactions.csv").write_text("user,rating\\n1,x\\n")
+    >>> expected = V.MISSING_COLUMN.format(column="item_id", found=["rating", "user_id"])
+    >>> [i.message for i in validate_path(folder)] == [expected]
+    True
+    """
+    try:
+        dataset = load_dataset(path, **options)
+    except DataError as err:
+        return err.issues
+    return list(dataset.warnings)

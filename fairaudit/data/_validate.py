@@ -17,7 +17,6 @@ Policy (each repair is a ``warning`` issue with a count; anything else is an ``e
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,6 @@ from fairaudit.data._schema import (
     INTERACTION_COLUMNS,
     UNKNOWN,
     USER_COLUMNS,
-    DataError,
     ValidationIssue,
 )
 
@@ -228,22 +226,3 @@ def _side_table(table, inter, column, file, f_int, orphan_message, absent_messag
         issues.append(make_issue("warning", f_int, column, orphan_message, inter, orphan))
         inter = inter[~orphan]
     return table, inter
-
-
-def validate_path(path: str | os.PathLike, **options) -> list[ValidationIssue]:
-    """Every issue found when loading ``path`` (options as ``load_dataset``), errors first.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "interactions.csv").write_text("user,rating\\n1,x\\n")
-    >>> expected = MISSING_COLUMN.format(column="item_id", found=["rating", "user_id"])
-    >>> [i.message for i in validate_path(folder)] == [expected]
-    True
-    """
-    from fairaudit.data._load import load_dataset  # the loader imports this module
-
-    try:
-        dataset = load_dataset(path, **options)
-    except DataError as err:
-        return err.issues
-    return list(dataset.warnings)

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fairaudit.data import Dataset
-from fairaudit.metrics import genre_matrix
+from fairaudit.data import Dataset, genre_matrix
 
 #: Separator between attribute and value in one-hot feature names (``gender=F``).
 ONE_HOT_SEP = "="
@@ -49,7 +48,7 @@ def user_features(
     - ``mean_popularity``: mean, over the user's items, of the share of users who interacted with
       the item (0 without history);
     - ``genre_entropy``: Shannon entropy (bits) of the user's genre distribution, each item spreading
-      weight ``1/|genres(i)|`` over its genres (:func:`fairaudit.metrics.genre_matrix`; only when items
+      weight ``1/|genres(i)|`` over its genres (:func:`fairaudit.data.genre_matrix`; only when items
       have ``genres``);
     - ``account_age_days``: days from the user's first interaction to the last timestamp in the
       data (only when interactions have ``timestamp``; 0 without history).

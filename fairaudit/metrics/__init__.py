@@ -11,7 +11,6 @@ from fairaudit.metrics._exposure import (
     avg_popularity,
     catalogue_coverage,
     exposure_shares,
-    genre_matrix,
     gini,
     group_shares,
     item_exposure,
@@ -20,6 +19,7 @@ from fairaudit.metrics._exposure import (
     position_weights,
 )
 from fairaudit.metrics._labels import METRIC_LABELS, metric_label
+from fairaudit.metrics._pareto import GAP_GOALS, GapGoal, pareto_front
 from fairaudit.metrics._stats import (
     DEFAULT_ROUNDS,
     MIN_GROUP_SIZE,
@@ -38,6 +38,8 @@ __all__ = [
     "BROWSING_MODELS",
     "CALIBRATION_ALPHA",
     "DEFAULT_ROUNDS",
+    "GAP_GOALS",
+    "GapGoal",
     "GENRE_ATTRIBUTE",
     "METRIC_LABELS",
     "MIN_GROUP_SIZE",
@@ -54,7 +56,6 @@ __all__ = [
     "catalogue_coverage",
     "exposure_shares",
     "genre_coverage",
-    "genre_matrix",
     "gini",
     "group_shares",
     "intra_list_diversity",
@@ -64,6 +65,7 @@ __all__ = [
     "metric_label",
     "miscalibration",
     "novelty",
+    "pareto_front",
     "permutation_sums",
     "seeded_rng",
     "position_weights",

@@ -18,7 +18,7 @@ def miscalibration(
 
     ``p(g|u) = mean_{i in H_u} p(g|i)`` over the user's training items, ``q(g|u)`` the same over
     the top-K list (uniform over ranks), ``p(g|i) = 1/|genres(i)|`` (``genre_weights``, i.e.
-    :func:`genre_matrix` with ``normalise=True``), and ``q~ = (1 - alpha) q + alpha p`` with
+    :func:`fairaudit.data.genre_matrix` with ``normalise=True``), and ``q~ = (1 - alpha) q + alpha p`` with
     ``alpha = 0.01`` (Steck, *Calibrated recommendations*, RecSys 2018). Natural log; genres with
     ``p = 0`` contribute 0. 0 means perfectly calibrated. Users without training history: NaN.
     (LibRec computes the reversed KL against the test set in log2; we follow the paper.)

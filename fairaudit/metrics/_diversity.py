@@ -12,7 +12,7 @@ def intra_list_diversity(recs: pd.DataFrame, item_vectors: pd.DataFrame) -> pd.S
     """Intra-list diversity: ``ILD_u = 1 - mean_{i<j in L_u} cos(v_i, v_j)`` (Ziegler et al. 2005).
 
     ``item_vectors`` (indexed by ``item_id``) can be any item features: LLM text embeddings, the
-    multi-hot genre matrix (:func:`genre_matrix`; cosine on multi-hot, not Jaccard), or binary
+    multi-hot genre matrix (:func:`fairaudit.data.genre_matrix`; cosine on multi-hot, not Jaccard), or binary
     item x train-user columns, which gives the co-occurrence similarity
     ``|U_i ∩ U_j| / sqrt(|U_i||U_j|)`` of Microsoft Recommenders' ``user_diversity``.
     Zero vectors have similarity 0 with everything. Lists with fewer than two items give NaN.
@@ -46,7 +46,7 @@ def intra_list_diversity(recs: pd.DataFrame, item_vectors: pd.DataFrame) -> pd.S
 def genre_coverage(recs: pd.DataFrame, genres: pd.DataFrame) -> pd.Series:
     """Share of all catalogue genres present in a user's list: ``|U_{i in L_u} genres(i)| / n_genres``.
 
-    ``genres`` is the multi-hot item x genre matrix (:func:`genre_matrix`).
+    ``genres`` is the multi-hot item x genre matrix (:func:`fairaudit.data.genre_matrix`).
 
     >>> genres = pd.DataFrame({"A": [1.0, 0.0], "B": [1.0, 0.0], "C": [0.0, 1.0], "D": [0.0, 0.0]}, index=["x", "y"])
     >>> genre_coverage(pd.DataFrame({"user_id": ["a"], "rank": [1], "item_id": ["x"]}), genres).tolist()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fairaudit.data import GENRE_SEP, UNKNOWN
+from fairaudit.data import UNKNOWN, genre_matrix
 from fairaudit.metrics._common import REC_COLUMNS, check_columns, item_codes, list_mean, user_item_matrix
 
 Browsing = Literal["dcg", "rbp", "uniform"]
@@ -126,25 +126,6 @@ def item_groups(items: pd.DataFrame, attribute: str) -> pd.DataFrame:
     onehot.index = pd.Index(items["item_id"].astype(str), name="item_id")
     onehot.columns = onehot.columns.astype(str)
     return onehot
-
-
-def genre_matrix(items: pd.DataFrame, *, normalise: bool = False) -> pd.DataFrame:
-    """Multi-hot item x genre matrix from the ``genres`` column (``"A|B"``), sorted genre columns.
-
-    With ``normalise=True`` each row is divided by its number of genres, i.e. ``p(g|i) = 1/|genres(i)|``
-    (Steck 2018). Items with an empty genre string get the genre ``"unknown"``.
-
-    >>> genre_matrix(pd.DataFrame({"item_id": ["x", "y"], "genres": ["B|A", ""]})).to_dict("list")
-    {'A': [1.0, 0.0], 'B': [1.0, 0.0], 'unknown': [0.0, 1.0]}
-    """
-    genres = items["genres"].fillna("").astype(str).str.strip().replace("", UNKNOWN)
-    multi = genres.str.get_dummies(sep=GENRE_SEP).astype(float)
-    multi = multi.drop(columns=[c for c in multi.columns if not c.strip()])
-    multi = multi[sorted(multi.columns)]
-    multi.index = pd.Index(items["item_id"].astype(str), name="item_id")
-    if normalise:
-        multi = multi.div(multi.sum(axis=1), axis=0).fillna(0.0)
-    return multi
 
 
 def exposure_shares(

@@ -1,4 +1,9 @@
-"""Recommenders with one interface: fit, score, recommend, save, load."""
+"""Recommenders with one interface: fit, score, recommend, save, load.
+
+Every kind registers itself when its module is imported here: the base models, the LLM
+recommender (with its in-training fairness terms, ``_losses.py``) and the re-rankers that wrap
+any fitted model (``_rerank.py``, greedy list builders in ``_greedy.py``).
+"""
 
 from fairaudit.models._base import (
     ModelFolderError,
@@ -17,12 +22,53 @@ from fairaudit.models._encoder import TextEncoder, item_text_embeddings, item_te
 from fairaudit.models._itemknn import ItemKNNRecommender
 from fairaudit.models._llm import LLMRecommender
 from fairaudit.models._mf import MFRecommender
+from fairaudit.models._greedy import greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
+from fairaudit.models._losses import (
+    ADVERSARY_OBJECTIVES,
+    FAIRNESS_KINDS,
+    AdversaryObjective,
+    AttributeAdversary,
+    FairnessKind,
+    FairnessRegulariser,
+    attribute_leakage,
+    attribute_recovery,
+    exposure_divergence,
+    grad_reverse,
+    group_difference,
+    group_mean_gap,
+)
 from fairaudit.models._popularity import PopularityRecommender
-
-# Re-rankers (fairaudit.mitigation) are models too: importing them registers their kinds.
-from fairaudit.mitigation import _rerank as _rerank  # noqa: E402,F401
+from fairaudit.models._rerank import (
+    RERANK_KINDS,
+    CalibratedReranker,
+    ExposureReranker,
+    MMRReranker,
+    Reranker,
+    RerankKind,
+)
 
 __all__ = [
+    "ADVERSARY_OBJECTIVES",
+    "FAIRNESS_KINDS",
+    "RERANK_KINDS",
+    "AdversaryObjective",
+    "AttributeAdversary",
+    "CalibratedReranker",
+    "ExposureReranker",
+    "FairnessKind",
+    "FairnessRegulariser",
+    "MMRReranker",
+    "RerankKind",
+    "Reranker",
+    "attribute_leakage",
+    "attribute_recovery",
+    "exposure_divergence",
+    "grad_reverse",
+    "greedy_kl_rerank",
+    "greedy_mmr_rerank",
+    "group_difference",
+    "group_mean_gap",
+    "normalise_relevance",
     "ItemKNNRecommender",
     "LLMRecommender",
     "TextEncoder",

@@ -20,7 +20,7 @@ Score
     items with logQ popularity correction (``loss="in_batch"``, large catalogues); items
     already in the input are excluded, as seen items are at recommendation time.
 Fairness (optional)
-    ``loss + lambda * F`` with a term from :mod:`fairaudit.mitigation` (``fairness=...``,
+    ``loss + lambda * F`` with a term from :mod:`fairaudit.models._losses` (``fairness=...``,
     ``fairness_weight=lambda``); off by default, and off it trains exactly the plain model.
     Sqrt pooling writes the history's length into the user vector's norm, so no training
     term can fully hide an attribute that goes with activity; the adversarial term wants
@@ -42,7 +42,7 @@ from torch import nn
 from fairaudit.data import UNKNOWN, Dataset, Split
 from fairaudit.models._base import Progress, ProgressCallback, Recommender, register, resolve_device
 from fairaudit.models._encoder import TextEncoder, get_encoder, item_texts
-from fairaudit.mitigation._losses import AdversaryObjective, FairnessKind, FairnessRegulariser
+from fairaudit.models._losses import AdversaryObjective, FairnessKind, FairnessRegulariser
 
 Loss = Literal["auto", "full", "in_batch"]
 LOSSES: tuple[str, ...] = get_args(Loss)
@@ -146,12 +146,12 @@ class LLMRecommender(Recommender):
     fairness : {"none", "difference", "exposure", "adversarial"}
         In-training mitigation added to the loss with weight ``fairness_weight`` (lambda):
         ``"difference"`` penalises the gap in mean training loss between the groups of
-        ``fairness_attribute`` (:func:`~fairaudit.mitigation.group_difference`);
+        ``fairness_attribute`` (:func:`~fairaudit.models.group_difference`);
         ``"exposure"`` the divergence of the softmax exposure of the groups of
         ``exposure_attribute`` from their catalogue shares
-        (:func:`~fairaudit.mitigation.exposure_divergence`); ``"adversarial"`` trains a
+        (:func:`~fairaudit.models.exposure_divergence`); ``"adversarial"`` trains a
         classifier to predict ``fairness_attribute`` from the user vectors and the user
-        tower against it (:class:`~fairaudit.mitigation.AttributeAdversary`; its accuracy
+        tower against it (:class:`~fairaudit.models.AttributeAdversary`; its accuracy
         is in the progress message and in ``adversary_accuracy_``). ``"none"`` or
         ``fairness_weight=0`` trains exactly the unmitigated model.
     fairness_weight : float
@@ -393,7 +393,7 @@ class LLMRecommender(Recommender):
 
     def user_vectors(self, user_ids: Sequence) -> np.ndarray:
         """User-tower output (users x ``dim``) from the training histories, e.g. to measure how much
-        of a sensitive attribute the user representations carry (:func:`fairaudit.mitigation.attribute_leakage`)."""
+        of a sensitive attribute the user representations carry (:func:`fairaudit.models.attribute_leakage`)."""
         users = self.user_positions(user_ids)
         with torch.no_grad():
             _, _, hist = self._item_side()

@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from fairaudit.plots import metric_label
+from fairaudit.metrics import metric_label
 
 Status = Literal["pass", "attention", "fail"]
 STATUSES: tuple[str, ...] = ("pass", "attention", "fail")

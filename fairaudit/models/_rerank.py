@@ -1,7 +1,7 @@
 """Post-processing re-rankers that wrap any recommender and behave as one.
 
 A re-ranker takes the top ``n_candidates`` items of its wrapped (base) model for each user
-and rebuilds the top-``k`` list greedily (see :mod:`fairaudit.mitigation._greedy`). It is a
+and rebuilds the top-``k`` list greedily (see :mod:`fairaudit.models._greedy`). It is a
 :class:`~fairaudit.models.Recommender`: it is fitted, recommended from, audited, saved and
 loaded like any model. Its folder is an ordinary model folder whose ``config.json`` nests
 the base model's config under ``"base"`` and whose ``model.safetensors`` holds the base
@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairaudit.data import Dataset, Split
-from fairaudit.metrics import genre_matrix
-from fairaudit.mitigation._greedy import check_strength, greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
+from fairaudit.data import Dataset, Split, genre_matrix
+from fairaudit.models._greedy import check_strength, greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
 from fairaudit.models._base import FITTED_ATTRIBUTES, ProgressCallback, Recommender, register, restore_model
 
 RERANK_KINDS = ("rerank_exposure", "rerank_calibrated", "rerank_mmr")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairaudit.data import make_split
-from fairaudit.mitigation import (
+from fairaudit.models import (
     CalibratedReranker,
     ExposureReranker,
     MMRReranker,
@@ -21,8 +21,8 @@ from fairaudit.mitigation import (
     greedy_mmr_rerank,
     normalise_relevance,
 )
-from fairaudit.mitigation._greedy import _BAD_STRENGTH
-from fairaudit.mitigation._rerank import _BAD_TARGETS, _NO_BASE, _NO_ITEM_COLUMN
+from fairaudit.models._greedy import _BAD_STRENGTH
+from fairaudit.models._rerank import _BAD_TARGETS, _NO_BASE, _NO_ITEM_COLUMN
 from fairaudit.models import ModelFolderError, create_model, load_model, model_kinds
 from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 from tests.conftest import make_tiny_dataset

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from fairaudit.cli import main
 from fairaudit.data import generate_sample, load_dataset, make_split, write_sample
-from fairaudit.mitigation import SWEEP_COLUMNS, pareto_front, run_sweep
-from fairaudit.mitigation._sweep import _BAD_MITIGATION, _NOT_MITIGABLE
+from fairaudit.metrics import pareto_front
+from fairaudit.sweep import SWEEP_COLUMNS, run_sweep
+from fairaudit.sweep import _BAD_MITIGATION, _NOT_MITIGABLE
 from fairaudit.models import create_model, load_model
 from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 

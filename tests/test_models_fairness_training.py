@@ -8,8 +8,9 @@ import pytest
 
 from fairaudit.cli._train import add_arguments, model_params
 from fairaudit.data import generate_sample, make_split
-from fairaudit.mitigation import attribute_leakage, build_point, run_sweep
-from fairaudit.mitigation._sweep import RECOVERED
+from fairaudit.models import attribute_leakage
+from fairaudit.sweep import build_point, run_sweep
+from fairaudit.sweep import RECOVERED
 from fairaudit.models import create_model, load_model
 from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairaudit.mitigation import (
+from fairaudit.models import (
     AttributeAdversary,
     FairnessRegulariser,
     attribute_leakage,
@@ -17,7 +17,7 @@ from fairaudit.mitigation import (
     group_difference,
     group_mean_gap,
 )
-from fairaudit.mitigation._losses import _BAD_KIND, _BAD_WEIGHT, _NEEDS
+from fairaudit.models._losses import _BAD_KIND, _BAD_WEIGHT, _NEEDS
 from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

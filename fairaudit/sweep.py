@@ -20,16 +20,13 @@ import pandas as pd
 from fairaudit.audit import ALL, AuditConfig, AuditResult, attribute_groups, run_audit
 from fairaudit.compare import compare_models
 from fairaudit.data import UNKNOWN, Dataset, Split
-from fairaudit.metrics import SliceReport, exposure_shares, item_groups
-from fairaudit.mitigation._losses import FAIRNESS_KINDS, attribute_recovery
-from fairaudit.mitigation._rerank import RERANK_KINDS
-from fairaudit.models import Recommender, create_model
+from fairaudit.metrics import GapGoal, SliceReport, exposure_shares, item_groups
+from fairaudit.models import FAIRNESS_KINDS, RERANK_KINDS, Recommender, attribute_recovery, create_model
 
 Mitigation = Literal["rerank_exposure", "rerank_calibrated", "rerank_mmr", "difference", "exposure", "adversarial"]
 TRAINING_MITIGATIONS: tuple[str, ...] = tuple(k for k in FAIRNESS_KINDS if k != "none")
 MITIGATIONS: tuple[str, ...] = (*RERANK_KINDS, *TRAINING_MITIGATIONS)
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 1.0)
-GapGoal = Literal["zero", "low", "high"]
 #: Per-user column added to the audit's user metrics: DCG exposure share of the watched item group
 #: minus its catalogue share.
 EXPOSURE_GAP = "exposure_gap"
@@ -77,34 +74,6 @@ _TEMPLATE_FOR_RERANK = (
 _NO_VECTORS = (
     "Model kind '{0}' exposes no user_vectors(user_ids); the adversarial sweep measures attribute recovery from them"
 )
-_BAD_GOAL = "gap_goal must be one of ('zero', 'low', 'high'), got '{0}'"
-
-
-def pareto_front(
-    frame: pd.DataFrame, accuracy_col: str = "accuracy", gap_col: str = "gap", *, gap_goal: GapGoal = "zero"
-) -> np.ndarray:
-    """Boolean mask of the rows no other row dominates (higher accuracy and a better gap).
-
-    Accuracy is better when higher; the gap is better when closer to zero (``gap_goal="zero"``),
-    lower (``"low"``) or higher (``"high"``). A row is dominated when another row is at least as
-    good on both and strictly better on one; rows with a missing value are never on the front.
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"accuracy": [0.30, 0.28, 0.25, 0.20], "gap": [-0.10, -0.04, -0.05, 0.01]})
-    >>> pareto_front(f).tolist()
-    [True, True, False, True]
-    """
-    if gap_goal not in ("zero", "low", "high"):
-        raise ValueError(_BAD_GOAL.format(gap_goal))
-    acc = frame[accuracy_col].to_numpy(dtype=float)
-    gap = frame[gap_col].to_numpy(dtype=float)
-    badness = {"zero": np.abs(gap), "low": gap, "high": -gap}[gap_goal]
-    valid = ~np.isnan(acc) & ~np.isnan(badness)
-    no_worse = (acc[None, :] >= acc[:, None]) & (badness[None, :] <= badness[:, None])
-    better = (acc[None, :] > acc[:, None]) | (badness[None, :] < badness[:, None])
-    dominated = (no_worse & better & valid[None, :]).any(axis=1)
-    return valid & ~dominated
 
 
 def point_name(mitigation: str, strength: float) -> str:
