@@ -28,7 +28,7 @@ dashboard: venv system-deps
 	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: venv system-deps
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=25
 
 bench: venv
 	$(PY) -m bench

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fairaudit.data import Dataset
 
@@ -18,6 +19,17 @@ SHARED_DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", ROOT.parent / "share
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+#: Hypothesis for every test: no wall-clock deadline per example (hypothesis' default is 200 ms,
+#: which a busy 2-core machine overruns) and no "too slow" health check. Tests assert behaviour
+#: and numbers; timing targets live in ``bench/``. ``print_blob`` prints how to replay a failure.
+settings.register_profile(
+    "fairaudit",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile("fairaudit")
 
 
 @pytest.fixture(scope="session")

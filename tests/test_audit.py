@@ -14,7 +14,6 @@ from fairaudit.audit import (
     AuditConfig,
     attribute_groups,
     common_split,
-    _ATTRIBUTE_CLASH,
     default_attributes,
     plain_attributes,
     read_audit,
@@ -22,6 +21,7 @@ from fairaudit.audit import (
     split_for_model,
     write_audit,
 )
+from fairaudit.audit._engine import _ATTRIBUTE_CLASH
 from fairaudit.cli import main
 from fairaudit.data import Dataset, load_sample, make_split
 from fairaudit.metrics import benjamini_hochberg

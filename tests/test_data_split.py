@@ -28,7 +28,7 @@ def _pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
 counts_strategy = st.lists(st.integers(1, 30), min_size=1, max_size=12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(counts=counts_strategy, fraction=st.floats(0.05, 0.95), seed=st.integers(0, 2**16))
 def test_random_holdout_properties(counts, fraction, seed):
     ds = _dataset(counts, seed)
@@ -41,7 +41,7 @@ def test_random_holdout_properties(counts, fraction, seed):
     np.testing.assert_array_equal(n_test, expected)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(counts=counts_strategy, n=st.integers(1, 4))
 def test_temporal_leave_last_properties(counts, n):
     ds = _dataset(counts)

@@ -106,7 +106,7 @@ def list_pairs(draw):
     return k, x, y
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(list_pairs(), min_size=1, max_size=6))
 def test_vectorised_metrics_agree_with_the_fairllm_loops(cases):
     k = max(c[0] for c in cases)

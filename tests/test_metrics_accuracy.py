@@ -79,7 +79,7 @@ def _instances(draw):
     return lists, test, k
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(_instances())
 def test_matches_double_loop_reference(instance):
     lists, test, k = instance
@@ -90,7 +90,7 @@ def test_matches_double_loop_reference(instance):
     assert ((got >= 0) & (got <= 1)).all().all()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(_instances(), st.randoms(use_true_random=False))
 def test_invariant_to_row_and_user_order(instance, random):
     lists, test, k = instance
@@ -100,7 +100,7 @@ def test_invariant_to_row_and_user_order(instance, random):
     pd.testing.assert_frame_equal(accuracy_metrics(shuffled, held.iloc[::-1], k=k), base)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(_instances())
 def test_perfect_ranking_scores_one(instance):
     _, test, k = instance

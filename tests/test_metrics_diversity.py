@@ -71,7 +71,7 @@ def _lists_and_vectors(draw):
     return lists, vectors
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(_lists_and_vectors())
 def test_ild_matches_pairwise_loop(case):
     lists, vectors = case

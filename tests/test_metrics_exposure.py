@@ -54,7 +54,7 @@ def test_gini_extremes():
     assert math.isnan(gini(np.array([0.0, 0.0])))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(st.lists(st.floats(0, 100, allow_nan=False), min_size=2, max_size=30).filter(lambda x: sum(x) > 1e-6))
 def test_gini_matches_pairwise_definition_and_bounds(values):
     got = gini(np.array(values))

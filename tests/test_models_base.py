@@ -140,7 +140,7 @@ def test_refuses_non_json_config(saved):
         load_model(saved)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(
     st.integers(1, 12).flatmap(
         lambda cols: st.tuples(

@@ -38,7 +38,7 @@ def test_group_difference_hand_cases():
     assert out.item() == 0.0 and x.grad.abs().sum() == 0
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(st.floats(-5, 5), min_size=2, max_size=20), st.data())
 def test_group_difference_two_groups_is_abs_mean_difference(values, data):
     codes = data.draw(st.lists(st.integers(0, 1), min_size=len(values), max_size=len(values)))
@@ -222,7 +222,7 @@ def test_mean_matching_and_reversal_terms_by_hand():
     torch.testing.assert_close(reversed_grad, -plain_grad)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.01, 100.0))
 def test_group_mean_gap_is_scale_free_and_zero_exactly_for_equal_means(seed, scale):
     gen = torch.Generator().manual_seed(seed)

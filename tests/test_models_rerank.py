@@ -122,7 +122,7 @@ def test_greedy_mmr_matches_direct_loop():
         np.testing.assert_array_equal(got.numpy(), _mmr_loop(rel, emb, strength, 6))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(st.integers(0, 5), min_size=2, max_size=12), st.integers(1, 12))
 def test_strength_zero_keeps_order_with_ties(scores, k):
     """Strength 0: the candidates come back in their given order, ties included."""

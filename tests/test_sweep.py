@@ -87,7 +87,7 @@ def test_pareto_front_hand_example():
         pareto_front(div, "accuracy", "ild", gap_goal="up")
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(-5, 5)), min_size=1, max_size=12))
 def test_pareto_front_properties(points):
     frame = pd.DataFrame(points, columns=["accuracy", "gap"]).astype(float)

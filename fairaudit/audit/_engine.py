@@ -1,4 +1,4 @@
-"""The audit: top-K lists for every evaluated user, every metric per user group, gaps, exposure.
+"""The audit engine: top-K lists for every evaluated user, every metric per user group, gaps, exposure.
 
 ``run_audit(dataset, split, models, config)`` returns an :class:`AuditResult` holding the tidy
 tables of the audit-folder contract (``docs/architecture.md``); ``write_audit`` / ``read_audit``
@@ -16,22 +16,18 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fairaudit.data import Dataset, Split, genre_matrix, make_split, popularity_tier
+from fairaudit.data import Dataset, Split, genre_matrix, popularity_tier
 from fairaudit.metrics import (
     CALIBRATION_ALPHA,
-    DEFAULT_ROUNDS,
     GENRE_ATTRIBUTE,
-    MIN_GROUP_SIZE,
-    RBP_GAMMA,
     SliceReport,
     accuracy_metrics,
     avg_popularity,
@@ -50,12 +46,11 @@ from fairaudit.metrics import (
     seeded_rng,
 )
 from fairaudit.metrics._common import user_item_matrix
+from fairaudit.audit._config import ALL, FDR_FAMILIES, AuditConfig
+from fairaudit.audit._folder import AuditResult, read_audit, write_audit  # noqa: F401 (doctest)
+from fairaudit.audit._groups import attribute_groups, default_attributes, plain_attributes
 from fairaudit.models import Recommender, software_versions
 
-#: Separator of intersection specs (``gender*age_band``) and of their group values (``F*25-34``).
-INTERSECTION_SEP = "*"
-#: Default intersections, used when both columns exist.
-DEFAULT_INTERSECTIONS = ("gender*age_band",)
 #: Per-user metrics, in ``user_metrics.parquet`` column order.
 USER_METRICS = (
     "ndcg", "recall", "precision", "hit_rate", "mrr", "ild_embedding", "ild_genre", "genre_coverage",
@@ -65,201 +60,13 @@ USER_METRICS = (
 GLOBAL_METRICS = ("gini_exposure", "catalogue_coverage")
 #: Metrics where a lower value is better (picks the ``best`` reference group).
 LOWER_IS_BETTER = frozenset({"avg_popularity", "miscalibration", "gini_exposure"})
-ALL = "all"
-FdrFamily = Literal["attribute", "audit"]
-FDR_FAMILIES: tuple[str, ...] = ("attribute", "audit")
 
-FILES = {
-    "recommendations": "recommendations.parquet",
-    "user_metrics": "user_metrics.parquet",
-    "group_metrics": "group_metrics.csv",
-    "gaps": "gaps.csv",
-    "item_exposure": "item_exposure.csv",
-    "meta": "audit.json",
-}
-_TEXT_COLUMNS = (
-    "model", "attribute", "group", "metric", "reference", "reference_group", "direction", "user_attribute",
-    "user_group", "item_attribute", "item_group", "browsing",
-)  # fmt: skip
-
-_UNKNOWN_ATTRIBUTE = "User attribute '{0}' is not a column of the users table; available: {1}"
 _NO_MODELS = "run_audit needs at least one model"
 _BAD_FDR_FAMILY = "Unknown fdr_family '{0}'; expected one of {1}"
 _NO_TEST_USERS = "The split's test set has no user known to model '{0}'; nothing to evaluate"
-_SPLIT_MISMATCH = (
-    "Split recreated from the model's config ({0}) has fingerprint {1}, but the model was trained on {2}; "
-    "the data changed since training — retrain the model on this data"
-)
-_DIFFERENT_SPLITS = "Models {0} were trained on different splits; audit models trained on the same split together"
-_MISSING_FILE = "Audit folder '{0}' lacks {1}; write it with write_audit"
 _ATTRIBUTE_CLASH = (
     "User attribute '{0}' has the name of a user_metrics.parquet column ({1}); rename the users table column"
 )
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """Everything that determines an audit's numbers (stored in ``audit.json``).
-
-    Attributes
-    ----------
-    k : int
-        List length K.
-    attributes : tuple of str, optional
-        User attribute specs (``"gender"``, ``"gender*age_band"``). ``None``: every categorical
-        user column with at most ``max_groups`` values, plus :data:`DEFAULT_INTERSECTIONS`
-        (:func:`run_audit` records the resolved specs in ``audit.json``).
-    item_attributes : tuple of str, optional
-        Item groupings for exposure; ``None``: ``popularity_tier``, ``genre`` (from ``genres``)
-        and every other categorical item column.
-    bootstrap_rounds : int
-        Bootstrap resamples (CIs) and permutations (p-values).
-    seed : int
-        Seed of every resample and permutation.
-    min_group_size : int
-        Groups with fewer users are flagged and left out of gap tests ...
-    include_small_groups : bool
-        ... unless this is True.
-    alpha : float
-        Significance level: CIs are ``1 - alpha`` percentile intervals; gaps with
-        ``p_adjusted < alpha`` are called significant.
-    fdr_family : {"attribute", "audit"}
-        Benjamini-Hochberg runs over all gaps of one user attribute (every model, group, metric
-        and reference) — the default — or over every gap of the audit. Pooling everything lets
-        strong real effects (e.g. gender) raise the BH threshold so that an attribute with no
-        effect at all gets flagged; per attribute, an attribute without any effect is flagged
-        with probability at most ``alpha`` (BH controls the family-wise error under the full null).
-    browsing : tuple of str
-        Browsing models for item exposure (``"dcg"``, ``"rbp"``, ``"uniform"``).
-    rbp_gamma : float
-        RBP patience.
-    embedding_diversity : bool
-        Compute ``ild_embedding`` from the LLM item text embeddings.
-    calibration_alpha : float
-        Steck's smoothing weight.
-    max_groups : int
-        Default attributes skip columns with more distinct values (ZIP codes, raw ages).
-    split : dict, optional
-        The split's ``describe()`` (filled in by :func:`run_audit`).
-    data : dict, optional
-        Where the data came from (path, mapping), filled in by the caller.
-
-    Examples
-    --------
-    >>> AuditConfig.from_dict(AuditConfig(k=5).to_dict()) == AuditConfig(k=5)
-    True
-    """
-
-    k: int = 10
-    attributes: tuple[str, ...] | None = None
-    item_attributes: tuple[str, ...] | None = None
-    bootstrap_rounds: int = DEFAULT_ROUNDS
-    seed: int = 0
-    min_group_size: int = MIN_GROUP_SIZE
-    include_small_groups: bool = False
-    alpha: float = 0.05
-    fdr_family: FdrFamily = "attribute"
-    browsing: tuple[str, ...] = ("dcg", "rbp")
-    rbp_gamma: float = RBP_GAMMA
-    embedding_diversity: bool = True
-    calibration_alpha: float = CALIBRATION_ALPHA
-    max_groups: int = 25
-    split: dict | None = None
-    data: dict | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AuditConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-        return cls(**values)
-
-
-@dataclass
-class AuditResult:
-    """The tables of one audit (see ``docs/architecture.md``, audit contract) plus ``meta`` (``audit.json``)."""
-
-    recommendations: pd.DataFrame
-    user_metrics: pd.DataFrame
-    group_metrics: pd.DataFrame
-    gaps: pd.DataFrame
-    item_exposure: pd.DataFrame
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> AuditConfig:
-        return AuditConfig.from_dict(self.meta.get("config", {}))
-
-
-# ---- user groups ----------------------------------------------------------------------------
-def default_attributes(dataset: Dataset, max_groups: int = 25) -> tuple[str, ...]:
-    """Categorical user columns with at most ``max_groups`` values, plus present default intersections.
-
-    >>> from fairaudit.data import Dataset
-    >>> users = pd.DataFrame({"user_id": ["a", "b"], "gender": ["F", "M"], "age_band": ["18-24", "25-34"]})
-    >>> default_attributes(Dataset(pd.DataFrame(columns=["user_id", "item_id"]), users, pd.DataFrame()))
-    ('gender', 'age_band', 'gender*age_band')
-    """
-    users = dataset.users
-    plain = [c for c in dataset.user_attributes if users[c].nunique() <= max_groups]
-    crossed = [s for s in DEFAULT_INTERSECTIONS if all(p in plain for p in s.split(INTERSECTION_SEP))]
-    return tuple(plain + crossed)
-
-
-def attribute_groups(users: pd.DataFrame, spec: str) -> pd.Series:
-    """``user_id -> group`` for an attribute spec; intersections join values with ``*``.
-
-    >>> users = pd.DataFrame({"user_id": ["a"], "gender": ["F"], "age_band": ["25-34"]})
-    >>> attribute_groups(users, "gender*age_band").tolist()
-    ['F*25-34']
-    """
-    parts = spec.split(INTERSECTION_SEP)
-    for part in parts:
-        if part not in users.columns or part == "user_id":
-            raise ValueError(_UNKNOWN_ATTRIBUTE.format(part, [c for c in users.columns if c != "user_id"]))
-    values = users[parts[0]].astype(str).to_numpy(dtype=object)
-    for part in parts[1:]:
-        values = values + INTERSECTION_SEP + users[part].astype(str).to_numpy(dtype=object)
-    return pd.Series(values, index=pd.Index(users["user_id"].astype(str)), name=spec)
-
-
-def plain_attributes(specs: Sequence[str]) -> tuple[str, ...]:
-    """The plain user columns behind attribute specs, in first-seen order (intersections split at ``*``).
-
-    These are the attribute columns stored in ``user_metrics.parquet``; every spec's groups can be
-    re-derived from them with :func:`attribute_groups`.
-
-    >>> plain_attributes(["gender", "gender*age_band", "region"])
-    ('gender', 'age_band', 'region')
-    """
-    return tuple(dict.fromkeys(part for spec in specs for part in spec.split(INTERSECTION_SEP)))
-
-
-# ---- split provenance -----------------------------------------------------------------------
-def split_for_model(dataset: Dataset, model: Recommender) -> Split:
-    """Re-create the split ``model`` was trained on from its saved description; verify its fingerprint.
-
-    Raises ``ValueError`` (:data:`_SPLIT_MISMATCH`) when the recreated split differs, e.g. because
-    the data changed since training.
-    """
-    info = model.split_
-    split = make_split(dataset, info["method"], seed=info["seed"], **info.get("params", {}))
-    got = split.describe()["fingerprint"]
-    if got != info["fingerprint"]:
-        raise ValueError(_SPLIT_MISMATCH.format(f"method={info['method']}, seed={info['seed']}", got, info["fingerprint"]))
-    return split
-
-
-def common_split(dataset: Dataset, models: Mapping[str, Recommender]) -> Split:
-    """The one split all ``models`` were trained on (refuses models trained on different splits)."""
-    prints = {name: m.split_["fingerprint"] for name, m in models.items()}
-    if len(set(prints.values())) > 1:
-        raise ValueError(_DIFFERENT_SPLITS.format(prints))
-    return split_for_model(dataset, next(iter(models.values())))
 
 
 # ---- per-user metrics -----------------------------------------------------------------------
@@ -538,37 +345,3 @@ def run_audit(
         ],  # fmt: skip
         meta=meta,
     )
-
-
-# ---- the audit folder -----------------------------------------------------------------------
-def write_audit(result: AuditResult, directory: str | Path) -> Path:
-    """Write the audit folder: the five tables and ``audit.json`` (see :data:`FILES`; example in :func:`run_audit`)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("recommendations", "user_metrics"):
-        getattr(result, name).to_parquet(directory / FILES[name], index=False)
-    for name in ("group_metrics", "gaps", "item_exposure"):
-        getattr(result, name).to_csv(directory / FILES[name], index=False)
-    (directory / FILES["meta"]).write_text(json.dumps(result.meta, indent=1, default=str))
-    return directory
-
-
-def read_audit(directory: str | Path) -> AuditResult:
-    """Read an audit folder written by :func:`write_audit` (text columns stay strings, floats exact).
-
-    Raises ``FileNotFoundError`` naming the first missing file. Example in :func:`run_audit`.
-    """
-    directory = Path(directory)
-    for file in FILES.values():
-        if not (directory / file).is_file():
-            raise FileNotFoundError(_MISSING_FILE.format(directory, file))
-    tables = {name: pd.read_parquet(directory / FILES[name]) for name in ("recommendations", "user_metrics")}
-    for name in ("group_metrics", "gaps", "item_exposure"):
-        path = directory / FILES[name]
-        header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in header if c in _TEXT_COLUMNS}
-        numeric = {c: [""] for c in header if c not in _TEXT_COLUMNS}
-        tables[name] = pd.read_csv(
-            path, dtype=text, keep_default_na=False, na_values=numeric, float_precision="round_trip"
-        )
-    return AuditResult(**tables, meta=json.loads((directory / FILES["meta"]).read_text()))

@@ -1,0 +1,43 @@
+"""The audit: top-K lists for every evaluated user, every metric per user group, gaps, exposure.
+
+``run_audit(dataset, split, models, config)`` returns an :class:`AuditResult` holding the tidy
+tables of the audit-folder contract (``docs/architecture.md``); ``write_audit`` / ``read_audit``
+move it to and from disk. Modules: ``_config`` (:class:`AuditConfig`), ``_groups`` (attribute
+specs, the models' split), ``_engine`` (:func:`run_audit`), ``_folder`` (the folder on disk).
+"""
+
+from fairaudit.audit._config import ALL, DEFAULT_INTERSECTIONS, FDR_FAMILIES, INTERSECTION_SEP, AuditConfig, FdrFamily
+from fairaudit.audit._engine import (
+    GLOBAL_METRICS,
+    LOWER_IS_BETTER,
+    USER_METRICS,
+    describe_gap,
+    run_audit,
+    user_metrics_frame,
+)
+from fairaudit.audit._folder import FILES, AuditResult, read_audit, write_audit
+from fairaudit.audit._groups import attribute_groups, common_split, default_attributes, plain_attributes, split_for_model
+
+__all__ = [
+    "ALL",
+    "DEFAULT_INTERSECTIONS",
+    "FDR_FAMILIES",
+    "FILES",
+    "GLOBAL_METRICS",
+    "INTERSECTION_SEP",
+    "LOWER_IS_BETTER",
+    "USER_METRICS",
+    "AuditConfig",
+    "AuditResult",
+    "FdrFamily",
+    "attribute_groups",
+    "common_split",
+    "default_attributes",
+    "describe_gap",
+    "plain_attributes",
+    "read_audit",
+    "run_audit",
+    "split_for_model",
+    "user_metrics_frame",
+    "write_audit",
+]
