@@ -97,15 +97,18 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-def new_page(chromium, url: str, path: str = ""):
+def new_page(chromium, url: str, path: str = "", *, timeout_ms: float = 120_000):
+    """A fresh page at ``url/path`` whose waits (the helpers below included) give up after ``timeout_ms``."""
     page = chromium.new_page(viewport=VIEWPORT)
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(timeout_ms)
     page.goto(f"{url}/{path}")
     return page
 
 
-def idle(page, timeout_ms: float = 60_000) -> None:
-    """Wait until Streamlit has finished the current script run (its status widget is gone)."""
+def idle(page, timeout_ms: float | None = None) -> None:
+    """Wait until Streamlit has finished the current script run (its status widget is gone).
+
+    ``timeout_ms`` defaults to the page's default timeout (see :func:`new_page`)."""
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_ms)
 
 
@@ -128,7 +131,7 @@ def train(page, kind: str) -> None:
         choose(page, "Model kind", kind)
         idle(page)
     page.get_by_role("button", name="Train", exact=True).click()
-    page.locator('[data-testid="stAlert"]', has_text=f"Trained and saved {kind}-").wait_for(timeout=120_000)
+    page.locator('[data-testid="stAlert"]', has_text=f"Trained and saved {kind}-").wait_for()
     idle(page)
 
 
@@ -177,7 +180,7 @@ def time_slice_change(page, attribute: str) -> float:
 
 def wait_for_charts(page, condition: str) -> None:
     """Wait until the chart count satisfies ``condition`` (e.g. ``'> 5'``) and the run has finished."""
-    page.wait_for_function(f"document.querySelectorAll('{CHART}').length {condition}", timeout=60_000)
+    page.wait_for_function(f"document.querySelectorAll('{CHART}').length {condition}")
     idle(page)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from pypdf import PdfReader
 
 from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.compare import add_comparison
 from fairaudit.data import load_sample, make_split
 from fairaudit.models import create_model
 from fairaudit.report import build_report
@@ -28,12 +29,12 @@ TARGET_S = 15.0
 
 
 def make_audit(folder: Path, rounds: int) -> float:
-    """Fit two models on the sample data, audit them and write the folder; returns seconds taken."""
+    """Fit two models on the sample data, audit and compare them, write the folder; returns seconds taken."""
     t0 = time.perf_counter()
     dataset = load_sample()
     split = make_split(dataset, "random", seed=0)
     models = {kind: create_model(kind).fit(dataset, split) for kind in ("popularity", "itemknn")}
-    write_audit(run_audit(dataset, split, models, AuditConfig(bootstrap_rounds=rounds)), folder)
+    write_audit(add_comparison(run_audit(dataset, split, models, AuditConfig(bootstrap_rounds=rounds))), folder)
     return time.perf_counter() - t0
 
 

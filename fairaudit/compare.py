@@ -10,7 +10,7 @@ A user enters a metric only where both models define it.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -18,14 +18,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from fairaudit.audit import ALL, FILES, LOWER_IS_BETTER, attribute_groups, plain_attributes
+from fairaudit.audit import ALL, LOWER_IS_BETTER, TABLES, AuditConfig, AuditResult, attribute_groups, plain_attributes
 from fairaudit.metrics import bootstrap_sums, metric_label
 from fairaudit.metrics._stats import seeded_rng
 
-COLUMNS = ("model_a", "model_b", "attribute", "group", "quantity", "metric", "n_users", "a", "b", "difference",
-           "ci_low", "ci_high", "significant")
-VERDICT_COLUMNS = ("model_a", "model_b", "attribute", "group", "metric", "gap_a", "gap_b", "gap_reduction",
-                   "gap_reduction_ci_low", "gap_reduction_ci_high", "cost", "cost_ci_low", "cost_ci_high", "verdict")
+#: Columns of :func:`compare_models`' table (``comparison.csv`` in an audit folder).
+COLUMNS = TABLES["comparison"].columns
+#: Columns of :func:`verdicts` (``verdicts.csv`` in an audit folder).
+VERDICT_COLUMNS = TABLES["verdicts"].columns
 
 _DIFFERENT_DATA = ("Cannot compare {0} and {1}: they were audited on different data or splits ({2}); "
                    "audit both models on the same dataset and split, or put them in one audit.")
@@ -80,12 +80,48 @@ def audit_groups(user_metrics: pd.DataFrame, specs: Sequence[str]) -> dict[str, 
             if all(part in stored for part in plain_attributes([spec]))}
 
 
-def _audited_specs(folder: Path, config: dict) -> list[str]:
+def _audited_specs(audit: AuditResult) -> list[str]:
     """The audit's attribute specs: recorded in ``audit.json``, else the attributes of ``group_metrics.csv``."""
-    if config.get("attributes"):
-        return list(config["attributes"])
-    attributes = pd.read_csv(folder / FILES["group_metrics"], usecols=["attribute"], dtype=str)["attribute"]
-    return [a for a in dict.fromkeys(attributes) if a != ALL]
+    return list(audit.config.attributes or audit.attributes)
+
+
+def _compare_frame(frame: pd.DataFrame, baseline: str, candidates: Sequence[str], groups: dict[str, pd.Series],
+                   config: AuditConfig, *, rounds: int | None = None, seed: int | None = None) -> Comparison:
+    """:func:`compare_models` of ``baseline`` against each candidate with the audit's settings, and the verdicts."""
+    tables = [compare_models(frame, model_a=baseline, model_b=candidate, groups=groups,
+                             rounds=int(rounds or config.bootstrap_rounds),
+                             seed=int(seed if seed is not None else config.seed),
+                             min_group_size=int(config.min_group_size))
+              for candidate in candidates]
+    table = pd.concat(tables, ignore_index=True)
+    return Comparison(table=table, verdicts=verdicts(table, k=int(config.k)))
+
+
+def add_comparison(result: AuditResult, *, baseline: str | None = None) -> AuditResult:
+    """``result`` with its model comparison: the ``comparison`` and ``verdicts`` tables of the audit folder.
+
+    Every other model is compared with ``baseline`` (default: the first model) by
+    :func:`compare_models`, per group of every audited attribute (:func:`audit_groups`), with the
+    audit's own bootstrap rounds, seed, minimum group size and K. Returns a copy (``result`` is
+    unchanged); a one-model audit is returned as it is.
+
+    >>> from fairaudit.audit import AuditConfig
+    >>> um = pd.DataFrame({"model": ["A"] * 3 + ["B"] * 3, "user_id": ["u1", "u2", "u3"] * 2,
+    ...                    "ndcg": [0.1, 0.2, 0.3, 0.2, 0.2, 0.5]})
+    >>> gm = pd.DataFrame({"model": ["A", "B"], "attribute": "all", "group": "all", "metric": "ndcg"})
+    >>> audit = AuditResult(None, um, gm, None, None, {"config": AuditConfig(bootstrap_rounds=50).to_dict()})
+    >>> add_comparison(audit).comparison[["model_a", "model_b", "difference"]].round(3).values.tolist()
+    [['A', 'B', 0.1]]
+    """
+    models = list(dict.fromkeys(result.user_metrics["model"].astype(str)))
+    if len(models) < 2:
+        return result
+    baseline = baseline if baseline is not None else models[0]
+    if baseline not in models:
+        raise ValueError(_UNKNOWN_MODEL.format(baseline, "the audit", models))
+    groups = audit_groups(result.user_metrics, _audited_specs(result))
+    done = _compare_frame(result.user_metrics, baseline, [m for m in models if m != baseline], groups, result.config)
+    return dataclasses.replace(result, comparison=done.table, verdicts=done.verdicts)
 
 
 def compare_models(
@@ -248,20 +284,17 @@ def verdicts(table: pd.DataFrame, *, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame(records, columns=list(VERDICT_COLUMNS))
 
 
-def _meta(folder: Path) -> dict:
-    return json.loads((folder / FILES["meta"]).read_text(encoding="utf-8"))
-
-
-def _provenance(meta: dict) -> tuple[object, object]:
-    return (meta.get("data") or {}).get("fingerprint"), (meta.get("config") or {}).get("split")
+def _provenance(audit: AuditResult) -> tuple[object, object]:
+    return audit.data.get("fingerprint"), (audit.meta.get("config") or {}).get("split")
 
 
 def load_users(data_path: str | Path, audit_dir: str | Path) -> pd.DataFrame:
     """The users table of the dataset at ``data_path``, refused unless it is the data ``audit_dir`` audited."""
     from fairaudit.data import load_dataset
 
-    dataset = load_dataset(data_path, mapping=((_meta(Path(audit_dir)).get("config") or {}).get("data") or {}).get("mapping"))
-    expected = _provenance(_meta(Path(audit_dir)))[0]
+    audit = AuditResult.read(audit_dir)
+    dataset = load_dataset(data_path, mapping=(audit.config.data or {}).get("mapping"))
+    expected = _provenance(audit)[0]
     if dataset.fingerprint() != expected:
         raise ValueError(_OTHER_DATASET.format(data_path, dataset.fingerprint(), audit_dir, expected))
     return dataset.users
@@ -283,11 +316,12 @@ def compare_audits(
     refuses (``_DIFFERENT_DATA``). Per-group rows use the users' attributes from ``users`` (the
     dataset's users table) when given, else the attribute columns of ``user_metrics.parquet``
     (:func:`audit_groups`); specs they do not cover get only overall rows and a note. ``rounds``,
-    ``seed`` and ``min_group_size`` default to the audit's configuration.
+    ``seed``, ``min_group_size`` and ``k`` come from the audit's configuration (``rounds`` and
+    ``seed`` can be overridden). Folders are read with :meth:`fairaudit.audit.AuditResult.read`.
     """
     folder_a = Path(audit_a)
-    meta_a = _meta(folder_a)
-    metrics_a = pd.read_parquet(folder_a / FILES["user_metrics"])
+    first = AuditResult.read(folder_a)
+    metrics_a = first.user_metrics
     if audit_b is None:
         names = list(dict.fromkeys(metrics_a["model"]))
         frame, baseline = metrics_a, model_a or names[0]
@@ -296,13 +330,13 @@ def compare_audits(
             raise ValueError(_ONE_MODEL.format(folder_a, names))
     else:
         folder_b = Path(audit_b)
-        meta_b = _meta(folder_b)
-        if _provenance(meta_a) != _provenance(meta_b):
-            detail = f"data {_provenance(meta_a)[0]} vs {_provenance(meta_b)[0]}"
-            if _provenance(meta_a)[0] == _provenance(meta_b)[0]:
+        second = AuditResult.read(folder_b)
+        if _provenance(first) != _provenance(second):
+            detail = f"data {_provenance(first)[0]} vs {_provenance(second)[0]}"
+            if _provenance(first)[0] == _provenance(second)[0]:
                 detail = "same data, different splits"
             raise ValueError(_DIFFERENT_DATA.format(folder_a, folder_b, detail))
-        metrics_b = pd.read_parquet(folder_b / FILES["user_metrics"])
+        metrics_b = second.user_metrics
         baseline = model_a or str(metrics_a["model"].iloc[0])
         candidate = model_b or str(metrics_b["model"].iloc[0])
         for name, frame_, folder in ((baseline, metrics_a, folder_a), (candidate, metrics_b, folder_b)):
@@ -313,8 +347,7 @@ def compare_audits(
             metrics_b = metrics_b.replace({"model": {model_b or str(metrics_b["model"].iloc[0]): candidate}})
         frame = pd.concat([metrics_a[metrics_a["model"] == baseline], metrics_b[metrics_b["model"] == candidate]])
         candidates = [candidate]
-    config = meta_a.get("config") or {}
-    specs = _audited_specs(folder_a, config)
+    specs = _audited_specs(first)
     notes = []
     if users is not None:
         groups = {spec: attribute_groups(users, spec) for spec in specs}
@@ -324,10 +357,6 @@ def compare_audits(
         if missing:
             columns = [c for c in plain_attributes(missing) if c not in frame.columns]
             notes.append(_NO_GROUPS.format(", ".join(missing), ", ".join(columns)))
-    tables = [compare_models(frame, model_a=baseline, model_b=candidate, groups=groups,
-                             rounds=int(rounds or config.get("bootstrap_rounds", 1000)),
-                             seed=int(seed if seed is not None else config.get("seed", 0)),
-                             min_group_size=int(config.get("min_group_size", 30)))
-              for candidate in candidates]
-    table = pd.concat(tables, ignore_index=True)
-    return Comparison(table=table, verdicts=verdicts(table, k=int(config.get("k", 10))), notes=notes)
+    result = _compare_frame(frame, baseline, candidates, groups, first.config, rounds=rounds, seed=seed)
+    result.notes.extend(notes)
+    return result

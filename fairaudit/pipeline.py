@@ -27,10 +27,10 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from fairaudit.audit import AuditConfig, plain_attributes, run_audit, write_audit
-from fairaudit.data import Dataset, Split, load_dataset, make_split
-from fairaudit.explain import DEFAULT_PROBE_USERS, add_explanations_to_audit
+from fairaudit.audit import AuditConfig
+from fairaudit.data import Dataset, Split, make_split
 from fairaudit.models import ModelFolderError, Recommender, create_model, load_model
+from fairaudit.service import DataSource, ExplainOptions, audit_models
 
 CONFIG_COPY = "run_config.yaml"
 
@@ -94,7 +94,7 @@ class RunConfig:
         if len(set(names)) != len(names):
             raise ValueError(_BAD_CONFIG.format(source, f"model names must be unique, got {names}"))
         explain = raw.get("explain") or {}
-        explain = {"probe_users": DEFAULT_PROBE_USERS} if explain is True else dict(explain)
+        explain = {"probe_users": ExplainOptions().probe_users} if explain is True else dict(explain)
         _check_keys(explain, {"probe_users"}, source, "explain")
         report = dict(raw.get("report") or {})
         _check_keys(report, {"title", "organisation", "paper", "thresholds"}, source, "report")
@@ -138,6 +138,11 @@ class RunConfig:
             "report": dict(self.report),
             "output": self.output,
         }
+
+    @property
+    def data(self) -> DataSource:
+        """The data source as written in the file (``path`` relative to it; see :meth:`DataSource.resolved`)."""
+        return DataSource("folder", path=self.data_path, mapping=self.mapping)
 
     def resolve(self, path: str) -> Path:
         """``path`` relative to the configuration file's folder."""
@@ -184,27 +189,20 @@ def run_pipeline(config: RunConfig, *, log: Callable[[str], None] = lambda _: No
     """Execute ``config``: load and split the data, train or reuse models, audit, write the PDF."""
     from fairaudit.report import build_report
 
-    dataset = load_dataset(config.resolve(config.data_path), mapping=dict(config.mapping) or None)
+    dataset = config.data.resolved(config.base_dir).load()
     split = make_split(dataset, config.split_method, seed=config.split_seed, **config.split_params)
     models, trained, reused = {}, [], []
     for spec in config.models:
         model, was_trained = _model_for(spec, config, dataset, split, log)
         models[spec.name] = model
         (trained if was_trained else reused).append(spec.name)
-    audit_config = AuditConfig.from_dict(
-        {**config.audit.to_dict(), "data": {"path": config.data_path, "mapping": dict(config.mapping)}}
-    )
+    audit_config = AuditConfig.from_dict({**config.audit.to_dict(), "data": config.data.to_dict()})
     log("auditing")
-    result = run_audit(dataset, split, models, audit_config, progress=log)
     out = config.resolve(config.output)
-    audit_dir = write_audit(result, out / "audit")
+    audit_dir = out / "audit"
+    explain = ExplainOptions(**config.explain) if config.explain else None
+    audit_models(dataset, models, audit_config, explain=explain, out=audit_dir, progress=log)
     (audit_dir / CONFIG_COPY).write_text(yaml.safe_dump(config.to_mapping(), sort_keys=False))
-    if config.explain:
-        log("explaining gaps and probing attributes")
-        attributes = [a for a in plain_attributes(result.config.attributes) if a in dataset.users.columns]
-        add_explanations_to_audit(
-            audit_dir, dataset, models, attributes=attributes, probe_users=config.explain["probe_users"]
-        )
     log("writing the report")
     report = dict(config.report)
     pdf = build_report(

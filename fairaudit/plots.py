@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fairaudit.metrics import metric_label, pareto_front
+from fairaudit.metrics import METRICS, MIN_GROUP_SIZE, metric_label, pareto_front
 
 __all__ = [
     "GAP_OK", "GAP_FLAG", "SMALL_GROUP", "OVERALL", "EXPOSURE", "CATALOGUE", "RELEVANCE", "MODEL_COLOURS",
@@ -60,8 +60,9 @@ TEMPLATE = go.layout.Template(
     )
 )
 
-#: Per-user metrics drawn by :func:`diversity_calibration_chart` by default.
-DIVERSITY_METRICS = ("ild_embedding", "ild_genre", "novelty", "miscalibration")
+#: Per-user metrics drawn by :func:`diversity_calibration_chart` by default: the registry's diversity,
+#: novelty and calibration families (``ild_embedding, ild_genre, novelty, miscalibration``).
+DIVERSITY_METRICS = METRICS.names(level="user", family=("diversity", "novelty", "calibration"))
 
 _NO_ROWS = "No rows in {0} for {1}; check the model, attribute and metric names against the audit folder."
 _MISSING_COLUMNS = "Table {0} lacks column(s) {1}; expected the audit-folder schema (docs/architecture.md)."
@@ -113,7 +114,7 @@ def group_metric_chart(
     model: str | None = None,
     k: int = 10,
     show_flagged: bool = True,
-    min_group_size: int = 30,
+    min_group_size: int = MIN_GROUP_SIZE,
 ) -> go.Figure:
     """Per-group value of one metric with bootstrap CI error bars, one bar colour per model.
 

@@ -15,18 +15,22 @@ import hashlib
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
 import streamlit as st
 
-from fairaudit.audit import AuditConfig, AuditResult, common_split, default_attributes, run_audit
+from fairaudit import service
+from fairaudit.audit import AuditConfig, AuditResult, default_attributes
 from fairaudit.data import DataError, Dataset, Split
+# MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
+from fairaudit.metrics import MIN_GROUP_SIZE  # noqa: F401
 from fairaudit.models import ModelFolderError, Recommender, load_model
 from fairaudit.report import safe_csv
-# MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
-from fairaudit.workspace import MIN_GROUP_SIZE, SavedModel, Workspace, new_session_id  # noqa: F401
+from fairaudit.service import DataSource
+from fairaudit.workspace import SavedModel, Workspace, new_session_id
 
 SAMPLE_LABEL = "Sample data (bundled)"
 K_CHOICES = (5, 10, 20)
@@ -51,8 +55,8 @@ def init_state() -> None:
     if "session_id" not in ss:
         ss["session_id"] = new_session_id()
         workspace().prune_sessions()  # a new browser session clears those long gone
-    # label -> {"kind": "sample"} | {"kind": "files", ...} | {"kind": "folder", "path": ...}
-    ss.setdefault("datasets", {SAMPLE_LABEL: {"kind": "sample"}})
+    # label -> DataSource: the sample, uploaded tables ("files") or an unpacked zip ("folder")
+    ss.setdefault("datasets", {SAMPLE_LABEL: DataSource()})
     # model folders the analyst loaded by path this session (trained ones are found in the workspace)
     ss.setdefault("loaded_models", [])
     ss.setdefault("intersections", [])
@@ -121,55 +125,32 @@ def start_page() -> None:
 
 
 # ---- data ----------------------------------------------------------------------------------
-SpecKey = tuple  # hashable form of a dataset entry: (kind, files or path, mapping, name)
-
-
-def spec_key(spec: dict) -> SpecKey:
-    """Hashable cache key of a session dataset entry (paths lie in the session's private folder)."""
-    mapping = tuple(sorted(spec.get("mapping", {}).items()))
-    files = tuple(sorted(spec.get("files", {}).items()))
-    return (spec["kind"], files, spec.get("path", ""), mapping, spec.get("name", ""))
-
-
 @st.cache_data(show_spinner="Loading and validating the data…", max_entries=8)
-def _dataset(key: SpecKey) -> Dataset:
-    kind, files, path, mapping, name = key
-    if kind == "sample":
-        from fairaudit.data import load_sample
-
-        return load_sample()
-    if kind == "files":
-        from fairaudit.data import load_tables
-
-        paths = dict(files)
-        return load_tables(
-            paths["interactions"], paths.get("users"), paths.get("items"), mapping=dict(mapping) or None, name=name
-        )
-    from fairaudit.data import load_dataset
-
-    return load_dataset(path, mapping=dict(mapping) or None)
+def _dataset(source: DataSource) -> Dataset:
+    """Keyed by the hashable source (its paths lie in the session's private folder)."""
+    return source.load()
 
 
 @st.cache_data(max_entries=8)
-def _fingerprint(key: SpecKey) -> str:
-    return _dataset(key).fingerprint()
+def _fingerprint(source: DataSource) -> str:
+    return _dataset(source).fingerprint()
 
 
-def dataset_from_spec(spec: dict) -> Dataset:
+def dataset_from_source(source: DataSource) -> Dataset:
     """Load (cached) the dataset a session entry describes; raises ``DataError`` on bad input."""
-    return _dataset(spec_key(spec))
+    return _dataset(source)
 
 
-def current_spec() -> dict:
+def current_source() -> DataSource:
     label = st.session_state.get("dataset", SAMPLE_LABEL)
-    return st.session_state["datasets"].get(label, {"kind": "sample"})
+    return st.session_state["datasets"].get(label, DataSource())
 
 
 def current_dataset() -> Dataset | None:
     """The dataset chosen in the sidebar, or ``None`` after showing why it cannot load."""
     label = st.session_state.get("dataset", SAMPLE_LABEL)
     try:
-        return dataset_from_spec(current_spec())
+        return dataset_from_source(current_source())
     except USER_ERRORS as err:
         st.error(f"Could not load **{label}**:\n\n{err}\n\nFix the file and upload it again on the **Data** page.")
     return None
@@ -177,7 +158,7 @@ def current_dataset() -> Dataset | None:
 
 def current_fingerprint() -> str:
     """Fingerprint of the sidebar's dataset, hashed once per dataset (not on every rerun)."""
-    return _fingerprint(spec_key(current_spec()))
+    return _fingerprint(current_source())
 
 
 @st.cache_data(show_spinner="Splitting train/test…", max_entries=8)
@@ -307,18 +288,20 @@ def _audit(
     _dataset: Dataset, _models: dict[str, Recommender], data_fp: str, model_keys: tuple, config_json: str
 ) -> AuditResult:
     """Cached by data fingerprint, model folders + checksums and the full config (never by session)."""
-    split = common_split(_dataset, _models)
-    return run_audit(_dataset, split, _models, AuditConfig.from_dict(json.loads(config_json)))
+    return service.audit_models(_dataset, _models, AuditConfig.from_dict(json.loads(config_json)))
 
 
 def audit_config(dataset: Dataset) -> AuditConfig:
-    """The audit the dashboard runs: every sidebar attribute choice, so a slice change only filters."""
-    spec = current_spec()
+    """The audit the dashboard runs: every sidebar attribute choice, so a slice change only filters.
+
+    The recorded data source leaves out the upload paths (the session's private folder), so the
+    same data and models give the same audit, and the same cache entry, in every session.
+    """
     return AuditConfig(
         k=selected_k(),
         attributes=tuple(attribute_choices(dataset)),
         bootstrap_rounds=int(st.session_state["audit_rounds"]),
-        data={"name": dataset.name, "source": spec.get("kind"), "mapping": spec.get("mapping", {})},
+        data=replace(current_source(), name=dataset.name).to_dict(paths=False),
     )
 
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 from fairaudit import plots
 from fairaudit.audit import ALL, INTERSECTION_SEP
+from fairaudit.metrics import ACCURACY_METRICS, METRICS
 from fairaudit.report import largest_gap_sentences
 from pages import _state as S
 
@@ -46,22 +47,24 @@ except S.USER_ERRORS as err:
 
 gm, gaps, exposure = result.group_metrics, result.gaps, result.item_exposure
 alpha = result.config.alpha
-overall = gm[(gm["model"] == label) & (gm["attribute"] == ALL)].set_index("metric")["value"]
-sliced_gaps = gaps[(gaps["model"] == label) & gaps["attribute"].isin(attributes) & (gaps["reference"] == "rest")]
+overall = result.rows("group_metrics", model=label, attribute=ALL).set_index("metric")["value"]
+sliced_gaps = result.rows("gaps", model=label, attribute=attributes, reference="rest")
 significant = sliced_gaps[sliced_gaps["p_adjusted"] < alpha]
 
 st.caption(
     f"Model **{label}** · {result.meta['n_evaluated_users'][label]:,} test users · K = {k} · "
     f"{result.config.bootstrap_rounds} bootstrap rounds · audit id `{result.meta['audit_id']}`"
 )
-cards = st.columns(5)
-for box, metric in zip(cards, ("ndcg", "recall", "catalogue_coverage", "gini_exposure")):
+headline = METRICS.names(headline=True)
+cards = st.columns(len(headline) + 1)
+for box, metric in zip(cards, headline):
     if metric in overall:
-        box.metric(plots.metric_label(metric, k if metric in ("ndcg", "recall") else None), f"{overall[metric]:.3f}")
-cards[4].metric("Significant gaps vs rest", f"{len(significant)} of {len(sliced_gaps)}",
+        at_k = k if METRICS[metric].level == "user" else None
+        box.metric(plots.metric_label(metric, at_k), f"{overall[metric]:.3f}")
+cards[-1].metric("Significant gaps vs rest", f"{len(significant)} of {len(sliced_gaps)}",
                 help=f"Benjamini–Hochberg adjusted p < {alpha} in the selected attributes")
 
-flagged = gm[(gm["model"] == label) & gm["attribute"].isin(attributes) & gm["flagged"]]
+flagged = result.rows("group_metrics", model=label, attribute=attributes, flagged=True)
 flagged = flagged[["attribute", "group", "n_users"]].drop_duplicates()
 if not flagged.empty:
     names = ", ".join(f"{r.attribute}={r.group} (n={r.n_users})" for r in flagged.itertuples())
@@ -74,13 +77,13 @@ for note in result.meta.get("notes", []):
 st.caption("Download any chart as PNG with the camera icon in its top-right toolbar; "
            "each chart's data has a CSV button.")
 
-user_metrics = [m for m in ("ndcg", "recall", "precision", "hit_rate", "mrr") if m in set(gm["metric"])]
+user_metrics = [m for m in ACCURACY_METRICS if m in set(gm["metric"])]
 
 
 def accuracy_tab() -> None:
     metric = st.selectbox("Metric", user_metrics, format_func=lambda m: plots.metric_label(m, k), key="audit_metric")
     for attribute in attributes:
-        rows = gm[(gm["model"] == label) & gm["attribute"].isin([attribute, ALL]) & (gm["metric"] == metric)]
+        rows = result.rows("group_metrics", model=label, attribute=[attribute, ALL], metric=metric)
         fig = plots.group_metric_chart(rows, metric=metric, attribute=attribute, model=label, k=k,
                                        show_flagged=show_small, min_group_size=result.config.min_group_size)
         S.chart(fig, rows, f"{metric}_by_{attribute}", key=f"acc_{attribute}")
@@ -92,8 +95,7 @@ def gaps_tab() -> None:
                                    format_func=lambda m: plots.metric_label(m, k), key="gap_metric")
     reference = cols[1].radio("Compared with", ("rest", "best"), horizontal=True, key="gap_reference",
                               format_func={"rest": "all other users", "best": "the best group"}.get)
-    rows = gaps[(gaps["model"] == label) & gaps["attribute"].isin(attributes) & (gaps["metric"] == gap_metric)
-                & (gaps["reference"] == reference)]
+    rows = result.rows("gaps", model=label, attribute=attributes, metric=gap_metric, reference=reference)
     if rows.empty:
         st.info("No tested gaps for this selection (every group is small, or the attribute has one group).")
     else:
@@ -107,13 +109,13 @@ def exposure_tab() -> None:
     item_attribute = cols[0].selectbox("Item groups", sorted(set(exposure["item_attribute"])), key="exp_item_attribute")
     browsing = cols[1].radio("Browsing model", sorted(set(exposure["browsing"])), horizontal=True, key="exp_browsing",
                              help="dcg: attention falls as 1/log2(rank+1); rbp: patience-based (RBP)")
-    rows = exposure[(exposure["model"] == label) & (exposure["user_attribute"] == ALL)
-                    & (exposure["item_attribute"] == item_attribute) & (exposure["browsing"] == browsing)]
+    rows = result.rows("item_exposure", model=label, user_attribute=ALL, item_attribute=item_attribute,
+                       browsing=browsing)
     fig = plots.exposure_share_chart(rows, item_attribute=item_attribute, model=label, browsing=browsing, k=k)
     S.chart(fig, rows, f"exposure_{item_attribute}", key="exposure")
     for attribute in attributes:
-        rows = exposure[(exposure["model"] == label) & (exposure["user_attribute"] == attribute)
-                        & (exposure["item_attribute"] == item_attribute) & (exposure["browsing"] == browsing)]
+        rows = result.rows("item_exposure", model=label, user_attribute=attribute, item_attribute=item_attribute,
+                           browsing=browsing)
         fig = plots.exposure_by_user_group_chart(rows, user_attribute=attribute, item_attribute=item_attribute,
                                                  model=label, browsing=browsing, k=k)
         S.chart(fig, rows, f"exposure_{item_attribute}_by_{attribute}", key=f"exp_{attribute}")
@@ -122,13 +124,13 @@ def exposure_tab() -> None:
 def diversity_tab() -> None:
     present = tuple(m for m in plots.DIVERSITY_METRICS if m in set(gm["metric"]))
     for attribute in attributes:
-        rows = gm[(gm["model"] == label) & (gm["attribute"] == attribute) & gm["metric"].isin(present)]
+        rows = result.rows("group_metrics", model=label, attribute=attribute, metric=present)
         fig = plots.diversity_calibration_chart(rows, attribute=attribute, model=label, metrics=present, k=k)
         S.chart(fig, rows, f"diversity_by_{attribute}", key=f"div_{attribute}")
 
 
 def tables_tab() -> None:
-    rows = gm[(gm["model"] == label) & gm["attribute"].isin([ALL, *attributes])]
+    rows = result.rows("group_metrics", model=label, attribute=[ALL, *attributes])
     st.dataframe(rows, hide_index=True)
     st.download_button("group_metrics.csv (selected attributes)", S.csv_bytes(rows), "group_metrics.csv",
                        mime="text/csv", key="csv_group_metrics")

@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from fairaudit import plots
-from fairaudit.audit import ALL, attribute_groups
-from fairaudit.compare import compare_models, verdicts
+from fairaudit.audit import ALL, AuditResult, select_rows
+from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split
-from fairaudit.metrics import pareto_front
+from fairaudit.metrics import ACCURACY_METRICS, pareto_front
 from fairaudit.sweep import DEFAULT_STRENGTHS, MITIGATIONS, TRAINING_MITIGATIONS, run_sweep
 from fairaudit.models import Recommender
 from pages import _state as S
@@ -28,12 +28,12 @@ ss = st.session_state
 
 
 @st.cache_data(show_spinner="Paired bootstrap…", max_entries=32)
-def paired(audit_id: str, model_a: str, model_b: str, rounds: int, seed: int, min_group_size: int,
-           attributes: tuple[str, ...], _user_metrics: pd.DataFrame, _users: pd.DataFrame) -> pd.DataFrame:
-    """Paired differences for every audited attribute (cached per audit and pair; slices filter it)."""
-    groups = {spec: attribute_groups(_users, spec) for spec in attributes}
-    return compare_models(_user_metrics, model_a=model_a, model_b=model_b, groups=groups, rounds=rounds,
-                          seed=seed, min_group_size=min_group_size)
+def compared(audit_id: str, baseline: str, _result: AuditResult) -> AuditResult:
+    """The audit with every model compared against ``baseline`` (the service compares against the first
+    model; another baseline is computed once per audit and baseline; slices only filter it)."""
+    if _result.comparison is not None and set(_result.comparison["model_a"]) == {baseline}:
+        return _result
+    return add_comparison(_result, baseline=baseline)
 
 
 def comparison_section(dataset: Dataset) -> None:
@@ -61,52 +61,42 @@ def comparison_section(dataset: Dataset) -> None:
         st.error(f"These models cannot be compared: {err}\n\n"
                  "Compare models trained on this dataset with the same split.")
         return
-    config = result.config
-    table = pd.concat(
-        [
-            paired(result.meta["audit_id"], baseline, other, config.bootstrap_rounds, config.seed,
-                   config.min_group_size, tuple(config.attributes), result.user_metrics, dataset.users)
-            for other in chosen if other != baseline
-        ],
-        ignore_index=True,
-    )
-    metrics = [m for m in ("ndcg", "recall", "precision", "hit_rate", "mrr") if m in set(table["metric"])]
+    result = compared(result.meta["audit_id"], baseline, result)
+    table = result.comparison
+    metrics = [m for m in ACCURACY_METRICS if m in set(table["metric"])]
     metric = st.selectbox("Accuracy metric", metrics, format_func=lambda m: plots.metric_label(m, k),
                           key="compare_metric")
 
     st.subheader("Verdicts")
-    verdict = verdicts(table[table["attribute"].isin([ALL, *attributes])], k=k)
-    verdict = verdict[verdict["metric"] == metric]
+    verdict = select_rows(result.verdicts, attribute=attributes, metric=metric)
     for sentence in verdict["verdict"]:
         st.markdown(f"- {sentence}")
     st.dataframe(verdict, hide_index=True)
     st.download_button("Verdicts as CSV", S.csv_bytes(verdict), "verdicts.csv", mime="text/csv", key="csv_verdicts")
 
     st.subheader("Accuracy vs gap")
-    gm, gaps = result.group_metrics, result.gaps
     for attribute in attributes:
-        rows_gm = gm[gm["attribute"].isin([ALL, attribute])]
-        rows_gaps = gaps[gaps["attribute"] == attribute]
+        rows_gm = result.rows("group_metrics", attribute=[ALL, attribute])
+        rows_gaps = result.rows("gaps", attribute=attribute)
         if rows_gaps.empty:
             st.info(f"No tested gaps for {attribute} (all of its groups are small).")
             continue
         fig = plots.tradeoff_chart(rows_gm, rows_gaps, metric=metric, attribute=attribute, k=k)
-        S.chart(fig, rows_gaps[rows_gaps["metric"] == metric], f"tradeoff_{metric}_{attribute}",
+        S.chart(fig, select_rows(rows_gaps, metric=metric), f"tradeoff_{metric}_{attribute}",
                 key=f"trade_{attribute}")
 
     st.subheader("Paired differences (B − A)")
-    overall = table[(table["attribute"] == ALL) & (table["quantity"] == "value")]
+    overall = select_rows(table, attribute=ALL, quantity="value")
     st.markdown("**Overall, every metric**")
     st.dataframe(overall[["model_a", "model_b", "metric", "n_users", "a", "b", "difference", "ci_low",
                           "ci_high", "significant"]], hide_index=True)
-    sliced = table[table["attribute"].isin(attributes) & (table["metric"] == metric)]
+    sliced = select_rows(table, attribute=attributes, metric=metric)
     st.markdown(f"**By group ({', '.join(attributes)}), {plots.metric_label(metric, k)}**")
     st.dataframe(sliced, hide_index=True)
     st.download_button("All paired differences as CSV", S.csv_bytes(table), "paired_differences.csv",
                        mime="text/csv", key="csv_paired")
 
 
-ACCURACY_METRICS = ("ndcg", "recall", "precision", "hit_rate", "mrr")
 #: Item columns that are free text or lists, never item groups (``genres`` is offered as ``genre``).
 NOT_ITEM_GROUPS = ("item_id", "title", "description", "genres")
 BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{1}'."
@@ -189,7 +179,7 @@ def sweep_section(dataset: Dataset) -> None:
                          format_func=lambda name: f"{name} (on the Pareto front)" if front[name] else name,
                          help="Saved into the workspace's models: it then appears in the sidebar and above.")
     if st.button("Save as candidate model", key="save_candidate"):
-        row = frame[frame["model"] == point].iloc[0]
+        row = select_rows(frame, model=point).iloc[0]
         with S.user_errors("Saving the point"):
             saved = S.workspace().save_candidate(out / row["model_dir"])
             ss["sweep_message"] = (f"Saved **{point}** as candidate model **{S.model_label(saved)}**: pick it in "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fairaudit.data import DataError, apply_mapping
-from fairaudit.workspace import profile_by_group, read_columns
+from fairaudit.data import DataError, apply_mapping, profile_by_group, read_columns
+from fairaudit.service import DataSource
 from pages import _state as S
 
 ROLES = ("interactions", "users", "items")
@@ -89,17 +89,17 @@ def mapping_editor(paths: dict[str, str]) -> dict[str, str]:
     return mapping
 
 
-def add_dataset(label: str, spec: dict) -> None:
-    """Validate ``spec``; on success add it to the session and select it, else show the report."""
+def add_dataset(label: str, source: DataSource) -> None:
+    """Validate ``source``; on success add it to the session and select it, else show the report."""
     try:
-        S.dataset_from_spec(spec)
+        S.dataset_from_source(source)
     except DataError as err:
         st.error(f"**{label}** cannot be loaded. Fix these problems in the file and upload it again:\n\n{err}")
         return
     except (ValueError, OSError) as err:
         st.error(f"**{label}** cannot be loaded: {err}")
         return
-    ss["datasets"][label] = spec
+    ss["datasets"][label] = source
     ss["select_dataset"] = label
     st.rerun()
 
@@ -126,7 +126,7 @@ def upload_tables() -> None:
     mapping = mapping_editor(paths)
     if st.button("Load uploaded tables", type="primary", key="load_tables"):
         name = uploads["interactions"].name
-        add_dataset(f"upload · {name}", {"kind": "files", "files": paths, "mapping": mapping, "name": name})
+        add_dataset(f"upload · {name}", DataSource("files", files=paths, mapping=mapping, name=name))
 
 
 def upload_zip() -> None:
@@ -139,7 +139,7 @@ def upload_zip() -> None:
         except ValueError as err:
             st.error(str(err))
             return
-        add_dataset(f"upload · {upload.name}", {"kind": "folder", "path": str(folder), "name": upload.name})
+        add_dataset(f"upload · {upload.name}", DataSource("folder", path=str(folder), name=upload.name))
 
 
 dataset = S.current_dataset()

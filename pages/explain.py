@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from fairaudit import plots
-from fairaudit.audit import INTERSECTION_SEP, attribute_groups
+from fairaudit.audit import INTERSECTION_SEP, attribute_groups, plain_attributes
 from fairaudit.explain import explain_gaps, explain_recommendation, probe_attribute, user_features
+from fairaudit.metrics import ACCURACY_METRICS
 from pages import _state as S
 
 #: Users drawn for a probe in the dashboard (the CLI probes every user).
@@ -98,9 +99,9 @@ def drivers_tab() -> None:
         st.error(f"The audit could not run: {err}")
         return
     per_user = result.user_metrics[result.user_metrics["model"] == label].set_index("user_id")
-    metric = st.selectbox("Per-user metric", [m for m in ("ndcg", "recall", "hit_rate", "mrr") if m in per_user],
+    metric = st.selectbox("Per-user metric", [m for m in ACCURACY_METRICS if m in per_user],
                           format_func=lambda m: plots.metric_label(m, k), key="drivers_metric")
-    plain = tuple(dict.fromkeys(p for a in attributes for p in a.split(INTERSECTION_SEP)))
+    plain = plain_attributes(attributes)
     if st.toggle("Compute gap drivers", key="drivers_on"):
         with S.user_errors("The surrogate"):
             drivers = gap_drivers(result.meta["audit_id"], metric, plain, per_user[metric], dataset, split.train)
@@ -125,9 +126,9 @@ def probe_tab() -> None:
     if st.toggle("Run probe", key="probe_on"):
         with S.user_errors("The probe"):
             table = probe(model, dataset, model_key, probe_attr, k, PROBE_USERS)
-            metric = st.selectbox("Probe metric", sorted(set(table["metric"])), key="probe_metric")
             # Pooled rows (all probed users) per counterfactual value, in the chart's long schema.
-            pooled = table[table["original_value"] == "all"].rename(columns={"counterfactual_value": "value"})
+            pooled = plots.probe_summary(table)
+            metric = st.selectbox("Probe metric", sorted(set(pooled["metric"])), key="probe_metric")
             fig = plots.probe_chart(pooled, metric=metric, k=k)
             S.chart(fig, pooled[pooled["metric"] == metric], f"probe_{probe_attr}_{metric}", key="probe")
             st.dataframe(table, hide_index=True)

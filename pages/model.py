@@ -10,7 +10,8 @@ from typing import Literal, get_args, get_origin, get_type_hints
 import pandas as pd
 import streamlit as st
 
-from fairaudit.models import RERANK_KINDS, create_model, model_kinds
+from fairaudit import service
+from fairaudit.models import create_model
 from fairaudit.workspace import TrainingJob
 from pages import _state as S
 
@@ -113,7 +114,7 @@ def training_progress() -> None:
 def train_section() -> None:
     st.subheader("Train a model")
     # Re-rankers wrap a fitted base model: they are built by the Compare page's mitigation sweep.
-    kinds = [kind for kind in model_kinds() if kind not in RERANK_KINDS]
+    kinds = list(service.trainable_kinds())
     default = kinds.index("popularity") if "popularity" in kinds else 0
     kind = st.selectbox("Model kind", kinds, index=default, key="train_kind")
     st.caption(KIND_HELP.get(kind, ""))
@@ -155,11 +156,7 @@ def load_section() -> None:
 @st.cache_data(show_spinner="Scoring the holdout…", max_entries=32)
 def holdout_quality(_model, _split, path: str, weights_sha: str, data_fp: str, k: int) -> pd.DataFrame:
     """Mean accuracy of the model's top-``k`` over the test users (cached per model, data and K)."""
-    from fairaudit.metrics import accuracy_metrics
-
-    users = _split.test["user_id"].unique()
-    recs = _model.recommend(users, k=k)
-    return accuracy_metrics(recs, _split.test, k=k).mean().to_frame("mean over test users").T
+    return service.holdout_quality(_model, _split, k=k).to_frame().T
 
 
 def selected_section() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fairaudit.audit import write_audit
 from fairaudit.report import PAPERS, build_report
 from fairaudit.workspace import zip_folder
 from pages import _state as S
@@ -46,8 +45,9 @@ st.markdown(f"Audit `{audit_id}` · models {', '.join(chosen)} · K = {result.co
             f"{result.config.bootstrap_rounds} bootstrap rounds")
 
 if st.button("Build the PDF", type="primary", key="build_pdf"):
-    with st.spinner("Writing the audit folder and the PDF…"), S.user_errors("The report"):
-        write_audit(result, folder)
+    with st.spinner("Writing the audit folder (with the models' paired comparison) and the PDF…"), \
+            S.user_errors("The report"):
+        result.write(folder)  # with the models' paired comparison: the PDF draws only what the folder holds
         pdf = build_report(folder, folder / "audit.pdf", organisation=organisation or None, title=title or None,
                            paper=paper, charts=charts)
         ss["report"] = (audit_id, pdf.read_bytes())

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 from fairaudit.data import Dataset
@@ -30,6 +31,21 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("fairaudit")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread per test process: `make test` runs two xdist workers on the two cores, and the
+    models under test are tiny, so more threads only oversubscribe a shared CPU (under load, two threads
+    per worker made re-ranking ~10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+#: Ceiling (seconds) for every wait in the tests (script runs, training jobs, the browser): tests
+#: wait for a condition and this only bounds a hang, so it is generous for a slow, busy machine.
+WAIT_CEILING_S = 600
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from fairaudit.data._validate import DUPLICATE_PAIRS, EMPTY_TABLE, MISSING_COLUM
 from fairaudit.metrics import accuracy_metrics
 from fairaudit.models import load_model
 from fairaudit.workspace import ZIP_UNSAFE_PATH
-from tests.conftest import zip_bytes
+from tests.conftest import WAIT_CEILING_S, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("data", "model", "audit", "explain", "compare", "report")
@@ -37,7 +37,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
 
 
 def start() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=WAIT_CEILING_S)
     at.run()
     assert not at.exception
     at.session_state["audit_rounds"] = ROUNDS
@@ -61,7 +61,7 @@ def train(at: AppTest, kind: str, **params) -> None:
         at.number_input(key=f"param_{kind}_{name}").set_value(value)
     at.button(key="train").click().run()
     assert not at.exception and not at.error, texts(at.error)
-    assert at.session_state["job"].wait(120) == "done", at.session_state["job"].error
+    assert at.session_state["job"].wait(WAIT_CEILING_S) == "done", at.session_state["job"].error
     at.run()
     assert any("Trained and saved" in s for s in texts(at.success))
 
@@ -86,12 +86,14 @@ def test_every_page_renders_on_a_fresh_session(workspace, page):
         assert any("at least two models" in t for t in texts(at.info))
 
 
+# Slow (~10 s): the one end-to-end walk through every page (train two models, audit, compare, explain, PDF).
+@pytest.mark.slow
 def test_sample_happy_path_train_audit_compare_explain_report(workspace, monkeypatch):
-    from pages import _state
+    from fairaudit import service
 
-    calls = []
-    real_audit = _state.run_audit
-    monkeypatch.setattr(_state, "run_audit", lambda *a, **kw: calls.append(a[2].keys()) or real_audit(*a, **kw))
+    calls = []  # the pages' cached audit runs fairaudit.service.audit_models -> run_audit
+    real_audit = service.run_audit
+    monkeypatch.setattr(service, "run_audit", lambda *a, **kw: calls.append(a[2].keys()) or real_audit(*a, **kw))
 
     # Data: the bundled sample with its sizes, validation and a profile with small groups marked.
     at = start()
@@ -274,16 +276,17 @@ def test_training_can_be_cancelled_and_saves_nothing(workspace):
     at.number_input(key="param_mf_iterations").set_value(100_000)
     at.button(key="train").click().run()
     job = at.session_state["job"]
-    deadline = time.monotonic() + 30
-    while (job.latest is None or job.latest.epoch < 2) and time.monotonic() < deadline:
+    deadline = time.monotonic() + WAIT_CEILING_S
+    while (job.latest is None or job.latest.epoch < 2) and job.status == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert job.status == "running" and job.latest is not None and job.latest.epoch >= 2, (job.status, job.error)
     at.run()  # live progress: epoch, loss, time left, while the page stays interactive
     progress = at.get("progress")[0].proto.text
     assert progress.startswith("Training mf: epoch ") and progress.endswith("/100000")
     shown = {m.label: m.value for m in at.metric}
     assert shown["Loss"] != "—" and shown["Time left"].startswith("~")
     at.button(key="cancel_training").click().run()
-    assert job.wait(60) == "cancelled"
+    assert job.wait(WAIT_CEILING_S) == "cancelled"
     at.run()
     assert any("Training stopped" in w for w in texts(at.warning))
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())

@@ -1,4 +1,4 @@
-"""fairaudit.workspace: folders, uploads, zips, the data profile and background training."""
+"""fairaudit.workspace: folders, uploads, zips and background training."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from fairaudit.data import Dataset, make_split
+from fairaudit.data import make_split
 from fairaudit.models import Progress, create_model, load_model
 from fairaudit.workspace import (
     BAD_SESSION_DAYS,
@@ -23,12 +22,10 @@ from fairaudit.workspace import (
     TrainingJob,
     Workspace,
     new_session_id,
-    profile_by_group,
-    read_columns,
     safe_filename,
     zip_folder,
 )
-from tests.conftest import make_tiny_dataset, zip_bytes
+from tests.conftest import WAIT_CEILING_S, make_tiny_dataset, zip_bytes
 
 
 def test_root_comes_from_the_environment(tmp_path):
@@ -132,48 +129,12 @@ def test_extract_zip_refuses_bad_archives(tmp_path, content, message):
     assert not (tmp_path.parent / "evil.csv").exists()
 
 
-def test_read_columns_csv_tsv_parquet(tmp_path):
-    (tmp_path / "a.csv").write_text("userId,movieId,rating\n1,2,3\n")
-    (tmp_path / "b.tsv").write_text("u\ti\n1\t2\n")
-    pd.DataFrame({"user_id": ["1"], "sex": ["F"]}).to_parquet(tmp_path / "c.parquet")
-    (tmp_path / "d.csv").write_bytes("nom,préf\n1,2\n".encode("latin-1"))
-    assert read_columns(tmp_path / "a.csv") == ["userId", "movieId", "rating"]
-    assert read_columns(tmp_path / "b.tsv") == ["u", "i"]
-    assert read_columns(tmp_path / "c.parquet") == ["user_id", "sex"]
-    assert read_columns(tmp_path / "d.csv") == ["nom", "préf"]
-
-
 def test_zip_folder_round_trip(tmp_path):
     (tmp_path / "audit" / "sub").mkdir(parents=True)
     (tmp_path / "audit" / "a.csv").write_text("1")
     (tmp_path / "audit" / "sub" / "b.json").write_text("{}")
     names = zipfile.ZipFile(io.BytesIO(zip_folder(tmp_path / "audit"))).namelist()
     assert names == ["audit/a.csv", "audit/sub/b.json"]
-
-
-def test_profile_by_group_matches_a_direct_count():
-    ds = make_tiny_dataset(n_users=40)
-    table = profile_by_group(ds, "gender", min_group_size=25).set_index("group")
-    inter = ds.interactions.merge(ds.users[["user_id", "gender"]], on="user_id")
-    counts = inter.groupby("gender").size()
-    pop = inter["item_id"].map(ds.interactions["item_id"].value_counts())
-    expected_pop = pop.groupby(inter["user_id"]).mean().groupby(ds.users.set_index("user_id")["gender"]).mean()
-    for group in ("F", "M"):
-        assert table.loc[group, "users"] == 20
-        assert table.loc[group, "interactions"] == counts[group]
-        assert table.loc[group, "interactions_per_user"] == pytest.approx(counts[group] / 20)
-        assert table.loc[group, "mean_item_popularity"] == pytest.approx(expected_pop[group])
-    assert table["small"].tolist() == [True, True]
-    assert table["user_share"].sum() == pytest.approx(1.0)
-
-
-def test_profile_by_group_intersections_and_users_without_interactions():
-    users = pd.DataFrame({"user_id": ["a", "b", "c"], "g": ["F", "F", "M"], "age": ["x", "y", "x"]})
-    inter = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["i", "j"]})
-    ds = Dataset(inter, users, pd.DataFrame({"item_id": ["i", "j"], "title": ["I", "J"]}))
-    table = profile_by_group(ds, "g*age", min_group_size=1).set_index("group")
-    assert sorted(table.index) == ["F*x", "F*y", "M*x"]
-    assert table.loc["F*y", "interactions"] == 0 and np.isnan(table.loc["F*y", "mean_item_popularity"])
 
 
 @pytest.fixture
@@ -185,7 +146,7 @@ def tiny_fit():
 def test_training_job_trains_and_saves(tmp_path, tiny_fit):
     ds, split = tiny_fit
     job = TrainingJob(create_model("mf", factors=4, iterations=3), ds, split, tmp_path / "m").start()
-    assert job.wait(60) == "done", job.error
+    assert job.wait(WAIT_CEILING_S) == "done", job.error
     assert job.latest.epoch == job.latest.n_epochs == 3 and len(job.losses) == 3
     assert job.time_left_s is None
     reloaded = load_model(tmp_path / "m", ds)
@@ -203,15 +164,17 @@ def test_training_job_cancels_at_the_next_epoch(tmp_path, tiny_fit):
         original(event)
         if event.epoch == 2:
             gate.set()
-            release.wait(10)
+            release.wait(WAIT_CEILING_S)
 
     job._progress = slow
     job.start()
-    assert gate.wait(30)
-    assert job.status == "running" and job.time_left_s == pytest.approx(job.latest.elapsed_s / 2 * 48)
-    job.cancel()
-    release.set()
-    assert job.wait(30) == "cancelled"
+    try:
+        assert gate.wait(WAIT_CEILING_S)
+        assert job.status == "running" and job.time_left_s == pytest.approx(job.latest.elapsed_s / 2 * 48)
+        job.cancel()
+    finally:
+        release.set()  # never leave the training thread parked, even when an assertion above fails
+    assert job.wait(WAIT_CEILING_S) == "cancelled"
     assert job.error == "training cancelled at epoch 3 of 50"
     assert not (tmp_path / "m").exists()
 
@@ -219,5 +182,5 @@ def test_training_job_cancels_at_the_next_epoch(tmp_path, tiny_fit):
 def test_training_job_reports_failures(tmp_path, tiny_fit):
     ds, _ = tiny_fit
     job = TrainingJob(create_model("mf"), ds, None, tmp_path / "m").start()  # no split: fit raises
-    assert job.wait(30) == "failed"
+    assert job.wait(WAIT_CEILING_S) == "failed"
     assert job.error and not (tmp_path / "m").exists()

@@ -13,6 +13,7 @@ from fairaudit.audit import (
     USER_METRICS,
     AuditConfig,
     attribute_groups,
+    audit_split,
     common_split,
     default_attributes,
     plain_attributes,
@@ -131,6 +132,14 @@ def test_write_and_read_round_trip(tiny_audit, tmp_path):
     (tmp_path / "audit" / "gaps.csv").unlink()
     with pytest.raises(FileNotFoundError, match="lacks gaps.csv"):
         read_audit(tmp_path / "audit")
+
+
+def test_the_split_recorded_in_an_audit_is_recreated_and_checked(tiny, tiny_audit):
+    dataset, split, _ = tiny
+    assert audit_split(dataset, tiny_audit.config).describe() == split.describe()
+    assert audit_split(dataset, AuditConfig()) is None  # nothing recorded
+    with pytest.raises(ValueError, match="but the audit was made on"):
+        audit_split(make_tiny_dataset(n_users=50), tiny_audit.config)  # other data, same split settings
 
 
 def test_small_groups_are_flagged_and_left_out_of_gaps(tiny):

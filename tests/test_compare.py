@@ -11,7 +11,8 @@ import pytest
 
 from audit_fixture import make_users, write_audit_folder
 from fairaudit.cli import main
-from fairaudit.compare import _DIFFERENT_DATA, _ONE_MODEL, compare_audits, compare_models, verdicts
+from fairaudit.audit import read_audit, write_audit
+from fairaudit.compare import _DIFFERENT_DATA, _ONE_MODEL, add_comparison, compare_audits, compare_models, verdicts
 from fairaudit.metrics._stats import seeded_rng
 
 
@@ -99,6 +100,28 @@ def test_audit_folder_alone_gives_the_same_per_group_cis_as_the_users_table(audi
     female = pick(alone.table, "gender", "F", "directed_gap")  # llm's planted gap for women is ~0.05
     assert female.a > 0.03 and female.ci_low < female.difference < female.ci_high and female.ci_high < 0
     assert not (alone.table["metric"].isin(["gender", "age_band", "region"])).any()  # attributes are not metrics
+
+
+def test_add_comparison_stores_what_compare_audits_computes_with_the_audit_settings(audit_dir, tmp_path):
+    audit = read_audit(audit_dir)
+    added = add_comparison(audit)
+    assert audit.comparison is None and audit.verdicts is None  # the argument is left unchanged
+    expected = compare_audits(audit_dir)  # rounds, seed, min_group_size and K of audit.json
+    pd.testing.assert_frame_equal(added.comparison, expected.table, check_exact=True)
+    pd.testing.assert_frame_equal(added.verdicts, expected.verdicts, check_exact=True)
+    back = read_audit(write_audit(added, tmp_path / "audit"))
+    pd.testing.assert_frame_equal(back.comparison, expected.table, check_exact=True)
+    assert set(back.comparison["model_a"]) == {"llm"} and set(back.comparison["model_b"]) == {"popularity"}
+
+
+def test_add_comparison_baseline_and_one_model(audit_dir, tmp_path):
+    audit = read_audit(audit_dir)
+    other = add_comparison(audit, baseline="popularity")
+    assert set(other.comparison["model_a"]) == {"popularity"} and set(other.verdicts["model_b"]) == {"llm"}
+    with pytest.raises(ValueError, match="Model 'mf' is not in the audit"):
+        add_comparison(audit, baseline="mf")
+    single = read_audit(write_audit_folder(tmp_path / "one", n_users=120, models=("llm",)))
+    assert add_comparison(single) is single and single.comparison is None
 
 
 def test_older_folder_without_attribute_columns_gives_overall_rows_and_a_note(tmp_path):

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from fairaudit.data import UNKNOWN, load_dataset, load_tables
+from fairaudit.data import UNKNOWN, load_dataset, load_tables, read_columns
 from fairaudit.data import _validate as V
 
 INTERACTIONS = "user_id,item_id,rating,timestamp\n1,a,4,100\n1,b,3,200\n2,a,5,150\n3,c,2,120\n"
@@ -143,3 +143,14 @@ def test_movielens_100k_official_counts(movielens_100k_path):
     assert {"age_band", "region", "activity"} <= set(ds.users.columns)
     assert set(ds.items["popularity_tier"]) == {"head", "mid", "tail"}
     assert ds.items.loc[ds.items["item_id"] == "1", "genres"].item() == "Animation|Children's|Comedy"
+
+
+def test_read_columns_csv_tsv_parquet(tmp_path):
+    (tmp_path / "a.csv").write_text("userId,movieId,rating\n1,2,3\n")
+    (tmp_path / "b.tsv").write_text("u\ti\n1\t2\n")
+    pd.DataFrame({"user_id": ["1"], "sex": ["F"]}).to_parquet(tmp_path / "c.parquet")
+    (tmp_path / "d.csv").write_bytes("nom,préf\n1,2\n".encode("latin-1"))
+    assert read_columns(tmp_path / "a.csv") == ["userId", "movieId", "rating"]
+    assert read_columns(tmp_path / "b.tsv") == ["u", "i"]
+    assert read_columns(tmp_path / "c.parquet") == ["user_id", "sex"]
+    assert read_columns(tmp_path / "d.csv") == ["nom", "préf"]

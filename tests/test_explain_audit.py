@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.audit import AuditConfig, read_audit, run_audit, write_audit
 from fairaudit.cli import main
+from fairaudit.compare import add_comparison
 from fairaudit.data import make_split
 from fairaudit.explain import (
     DECOMPOSITION_COLUMNS,
@@ -57,6 +59,19 @@ def test_probes_are_added_for_every_model_and_attribute(audited):
     pairs = set(map(tuple, probes[["model", "attribute"]].drop_duplicates().to_numpy()))
     assert pairs == {("pop", "gender"), ("pop", "age_band"), ("knn", "gender"), ("knn", "age_band")}
     assert (probes.loc[probes["metric"] == "jaccard", "estimate"] == 1.0).all()  # both ignore attributes
+
+
+def test_explanations_are_written_as_fields_of_the_audit_folder(audited, tmp_path):
+    data, _, models, folder = audited
+    copy = shutil.copytree(folder, tmp_path / "audit")
+    write_audit(add_comparison(read_audit(copy)), copy)
+    add_explanations_to_audit(copy, data, {"pop": models["pop"]}, attributes=("gender",), probe_users=20)
+    audit = read_audit(copy)
+    assert audit.comparison is not None  # the rest of the folder is kept
+    assert list(audit.shap_drivers.columns) == ["model", *DRIVER_COLUMNS] and audit.explanations["k"] == 5
+    assert set(audit.probes["model"]) == {"pop"} and audit.probes["group"].equals(audit.probes["original_value"])
+    add_explanations_to_audit(copy, data, attributes=("gender",))  # without models the probes stay
+    assert read_audit(copy).probes is not None
 
 
 def test_unknown_metric_and_missing_audit_are_refused(audited, tmp_path):

@@ -12,9 +12,7 @@ from fairaudit.models import attribute_leakage
 from fairaudit.sweep import build_point, run_sweep
 from fairaudit.sweep import RECOVERED
 from fairaudit.models import create_model, load_model
-from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SMALL = {"dim": 32, "epochs": 3, "device": "cpu", "seed": 0}
 

@@ -18,9 +18,6 @@ from fairaudit.models import (
     group_mean_gap,
 )
 from fairaudit.models._losses import _BAD_KIND, _BAD_WEIGHT, _NEEDS
-from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_group_difference_hand_cases():

@@ -24,10 +24,8 @@ from fairaudit.models import (
 from fairaudit.models._greedy import _BAD_STRENGTH
 from fairaudit.models._rerank import _BAD_TARGETS, _NO_BASE, _NO_ITEM_COLUMN
 from fairaudit.models import ModelFolderError, create_model, load_model, model_kinds
-from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
 from tests.conftest import make_tiny_dataset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RERANKERS = {
     "rerank_exposure": lambda base, s: ExposureReranker(base, strength=s),

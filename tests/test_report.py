@@ -15,7 +15,8 @@ from pypdf import PdfReader
 
 from audit_fixture import write_audit_folder, write_optional_explanations
 from fairaudit.cli import main
-from fairaudit.compare import compare_audits
+from fairaudit.audit import read_audit, select_rows, write_audit
+from fairaudit.compare import add_comparison, compare_audits
 from fairaudit.report import Thresholds, build_report, by_severity, check_counts, evaluate_thresholds, format_number
 from fairaudit.report._build import SUMMARY_GAPS
 
@@ -47,6 +48,7 @@ def squeeze(text: str) -> str:
 @pytest.fixture(scope="session")
 def audit_dir(tmp_path_factory) -> Path:
     folder = write_audit_folder(tmp_path_factory.mktemp("audit"), names=NAMES, models=MODELS)
+    write_audit(add_comparison(read_audit(folder)), folder)  # the report draws the stored comparison
     write_optional_explanations(folder, models=MODELS)
     return folder
 
@@ -146,6 +148,25 @@ def test_comparison_gives_paired_cis_per_group_from_the_folder_alone(audit_dir, 
     assert female.ci_high < 0 and "narrower" in comparison
     verdicts = result.verdicts.set_index(["attribute", "metric"])
     assert squeeze(verdicts.loc[("gender", "ndcg"), "verdict"]) in comparison
+
+
+def test_the_report_draws_the_stored_comparison_and_recomputes_nothing(audit_dir, tmp_path):
+    folder = shutil.copytree(audit_dir, tmp_path / "audit")
+    comparison = read_audit(folder).comparison
+    row = select_rows(comparison, attribute="gender", quantity="directed_gap", metric="ndcg").index[0]
+    comparison.loc[row, ["difference", "ci_low", "ci_high"]] = [0.777, 0.701, 0.888]  # no bootstrap gives these
+    comparison.to_csv(folder / "comparison.csv", index=False)
+    text = pdf_text(build_report(folder, tmp_path / "x.pdf", date=DATE, charts=False))
+    changes = squeeze(text[text.rindex("Gap changes per group"):text.rindex("Methodology and limitations")])
+    assert "0.777[0.701,0.888]wider" in changes
+
+
+def test_a_multi_model_folder_without_comparison_says_how_to_add_it(tmp_path):
+    folder = write_audit_folder(tmp_path / "audit", n_users=120)
+    text = pdf_text(build_report(folder, tmp_path / "a.pdf", date=DATE, charts=False))
+    flat = squeeze(text)
+    assert squeeze("Not computed: the audit folder holds no comparison.csv; add it with") in flat
+    assert "Gapchangespergroup" not in flat and "Eachmodelagainstthebaseline" not in flat
 
 
 def test_cover_names_models_fingerprints_and_date(text):
@@ -248,7 +269,7 @@ def test_report_and_comparison_from_a_real_audit(tmp_path):
     models = {kind: create_model(kind).fit(dataset, split) for kind in ("popularity", "itemknn")}
     config = AuditConfig(attributes=("gender", "age_band"), bootstrap_rounds=50, min_group_size=5,
                          embedding_diversity=False)
-    folder = write_audit(run_audit(dataset, split, models, config), tmp_path / "audit")
+    folder = write_audit(add_comparison(run_audit(dataset, split, models, config)), tmp_path / "audit")
     text = pdf_text(build_report(folder, tmp_path / "real.pdf", date=DATE, charts=False))
     gm = pd.read_csv(folder / "group_metrics.csv", keep_default_na=False)
     row = gm[(gm["model"] == "itemknn") & (gm["attribute"] == "gender") & (gm["metric"] == "ndcg")].iloc[0]

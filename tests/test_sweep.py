@@ -16,9 +16,6 @@ from fairaudit.metrics import pareto_front
 from fairaudit.sweep import SWEEP_COLUMNS, run_sweep
 from fairaudit.sweep import _BAD_MITIGATION, _NOT_MITIGABLE
 from fairaudit.models import create_model, load_model
-from tests.mitigation_support import one_torch_thread  # noqa: F401 (fixture)
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,10 @@
 
 ``run_audit(dataset, split, models, config)`` returns an :class:`AuditResult` holding the tidy
 tables of the audit-folder contract (``docs/architecture.md``); ``write_audit`` / ``read_audit``
-move it to and from disk. Modules: ``_config`` (:class:`AuditConfig`), ``_groups`` (attribute
-specs, the models' split), ``_engine`` (:func:`run_audit`), ``_folder`` (the folder on disk).
+(= ``AuditResult.write`` / ``AuditResult.read``) move it, with its optional tables, to and from
+disk. Modules: ``_config`` (:class:`AuditConfig`), ``_groups`` (attribute specs, the models' and
+the audit's split), ``_engine`` (:func:`run_audit`), ``_tables`` (every table's columns and the
+:func:`select_rows` query helper), ``_folder`` (the folder on disk).
 """
 
 from fairaudit.audit._config import ALL, DEFAULT_INTERSECTIONS, FDR_FAMILIES, INTERSECTION_SEP, AuditConfig, FdrFamily
@@ -15,8 +17,24 @@ from fairaudit.audit._engine import (
     run_audit,
     user_metrics_frame,
 )
-from fairaudit.audit._folder import FILES, AuditResult, read_audit, write_audit
-from fairaudit.audit._groups import attribute_groups, common_split, default_attributes, plain_attributes, split_for_model
+from fairaudit.audit._folder import (
+    FILES,
+    OPTIONAL_FILES,
+    AuditFolderError,
+    AuditResult,
+    MissingAuditFileError,
+    read_audit,
+    write_audit,
+)
+from fairaudit.audit._groups import (
+    attribute_groups,
+    audit_split,
+    common_split,
+    default_attributes,
+    plain_attributes,
+    split_for_model,
+)
+from fairaudit.audit._tables import TABLES, TableSchema, select_rows
 
 __all__ = [
     "ALL",
@@ -26,17 +44,24 @@ __all__ = [
     "GLOBAL_METRICS",
     "INTERSECTION_SEP",
     "LOWER_IS_BETTER",
+    "OPTIONAL_FILES",
+    "TABLES",
     "USER_METRICS",
     "AuditConfig",
+    "AuditFolderError",
     "AuditResult",
     "FdrFamily",
+    "MissingAuditFileError",
+    "TableSchema",
     "attribute_groups",
+    "audit_split",
     "common_split",
     "default_attributes",
     "describe_gap",
     "plain_attributes",
     "read_audit",
     "run_audit",
+    "select_rows",
     "split_for_model",
     "user_metrics_frame",
     "write_audit",

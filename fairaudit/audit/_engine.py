@@ -28,20 +28,15 @@ from fairaudit.data import Dataset, Split, genre_matrix, popularity_tier
 from fairaudit.metrics import (
     CALIBRATION_ALPHA,
     GENRE_ATTRIBUTE,
+    METRICS,
+    MetricInputs,
+    MetricRegistry,
     SliceReport,
-    accuracy_metrics,
-    avg_popularity,
     benjamini_hochberg,
     bootstrap_counts,
-    genre_coverage,
-    gini,
     group_shares,
-    intra_list_diversity,
     item_groups,
-    long_tail_share,
     metric_label,
-    miscalibration,
-    novelty,
     position_weights,
     seeded_rng,
 )
@@ -51,15 +46,12 @@ from fairaudit.audit._folder import AuditResult, read_audit, write_audit  # noqa
 from fairaudit.audit._groups import attribute_groups, default_attributes, plain_attributes
 from fairaudit.models import Recommender, software_versions
 
-#: Per-user metrics, in ``user_metrics.parquet`` column order.
-USER_METRICS = (
-    "ndcg", "recall", "precision", "hit_rate", "mrr", "ild_embedding", "ild_genre", "genre_coverage",
-    "novelty", "avg_popularity", "long_tail_share", "miscalibration",
-)  # fmt: skip
+#: Per-user metrics, in ``user_metrics.parquet`` column order (the registry's ``level="user"`` entries).
+USER_METRICS = METRICS.names(level="user")
 #: Catalogue-level metrics (``attribute="all"`` rows of ``group_metrics.csv``).
-GLOBAL_METRICS = ("gini_exposure", "catalogue_coverage")
+GLOBAL_METRICS = METRICS.names(level="catalogue")
 #: Metrics where a lower value is better (picks the ``best`` reference group).
-LOWER_IS_BETTER = frozenset({"avg_popularity", "miscalibration", "gini_exposure"})
+LOWER_IS_BETTER = frozenset(METRICS.names(higher_is_better=False))
 
 _NO_MODELS = "run_audit needs at least one model"
 _BAD_FDR_FAMILY = "Unknown fdr_family '{0}'; expected one of {1}"
@@ -101,30 +93,45 @@ def _item_context(dataset: Dataset, split: Split, config: AuditConfig, vectors: 
 
 
 def user_metrics_frame(
-    recs: pd.DataFrame, split: Split, context: _ItemContext, *, k: int, calibration_alpha: float = CALIBRATION_ALPHA
+    recs: pd.DataFrame,
+    split: Split,
+    context: _ItemContext,
+    *,
+    k: int,
+    calibration_alpha: float = CALIBRATION_ALPHA,
+    registry: MetricRegistry = METRICS,
 ) -> pd.DataFrame:
-    """All per-user metrics (columns of :data:`USER_METRICS` that apply) for users with test items."""
-    frame = accuracy_metrics(recs, split.test, k=k)
-    extra = {
-        "novelty": novelty(recs, split.train, context.catalogue),
-        "avg_popularity": avg_popularity(recs, split.train, context.catalogue),
-        "long_tail_share": long_tail_share(recs, context.tiers),
-    }
-    if context.vectors is not None:
-        extra["ild_embedding"] = intra_list_diversity(recs, context.vectors)
-    if context.genres is not None:
-        extra["ild_genre"] = intra_list_diversity(recs, context.genres)
-        extra["genre_coverage"] = genre_coverage(recs, context.genres)
-        extra["miscalibration"] = miscalibration(recs, split.train, context.genre_weights, alpha=calibration_alpha)
-    for name, values in extra.items():
-        frame[name] = values.reindex(frame.index)
-    return frame[[m for m in USER_METRICS if m in frame.columns]]
+    """Every per-user metric of ``registry`` that applies, for the users with test items.
+
+    Iterates the registry's ``level="user"`` entries in order (the columns of :data:`USER_METRICS`
+    for the default registry), leaving out those whose inputs are missing (no genres, no item
+    vectors). Entries sharing one compute function (the five accuracy metrics) share one call.
+    """
+    inputs = MetricInputs(
+        recs=recs, train=split.train, test=split.test, k=k, catalogue=context.catalogue, tiers=context.tiers,
+        genres=context.genres, genre_weights=context.genre_weights, item_vectors=context.vectors,
+        calibration_alpha=calibration_alpha,
+    )  # fmt: skip
+    users = pd.Index(np.sort(split.test["user_id"].astype(str).unique()), name="user_id")
+    computed: dict[Callable[..., Any], pd.Series | pd.DataFrame] = {}
+    columns = {}
+    for metric in registry.where(level="user"):
+        if not metric.applies(inputs):
+            continue
+        if metric.compute not in computed:
+            computed[metric.compute] = metric.compute(inputs)
+        values = computed[metric.compute]
+        columns[metric.name] = (values[metric.name] if isinstance(values, pd.DataFrame) else values).reindex(users)
+    return pd.DataFrame(columns, index=users)
 
 
-def _global_metrics(recs: pd.DataFrame, users: pd.Index, context: _ItemContext, config: AuditConfig) -> pd.DataFrame:
-    """Gini of item exposure (recommendation counts, zeros included) and catalogue coverage.
+def _global_metrics(
+    recs: pd.DataFrame, users: pd.Index, context: _ItemContext, config: AuditConfig, *, registry: MetricRegistry = METRICS
+) -> pd.DataFrame:
+    """The registry's catalogue-level metrics (Gini of item exposure, catalogue coverage) from recommendation counts.
 
-    The Gini gets a user-bootstrap CI (the same resamples as the ``all`` row of the per-user
+    Each is a function of how often every catalogue item was recommended (zeros included). Those
+    with ``ci`` get a user-bootstrap CI (the same resamples as the ``all`` row of the per-user
     metrics). Coverage gets none: it is a union over users, so resampling users biases it
     downwards and its percentile interval can exclude the estimate.
     """
@@ -132,16 +139,22 @@ def _global_metrics(recs: pd.DataFrame, users: pd.Index, context: _ItemContext, 
     cols = context.catalogue.get_indexer(recs["item_id"].astype(str))
     counts = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(users), len(context.catalogue)))
     observed = np.asarray(counts.sum(axis=0)).ravel()
-    replicates = np.empty(config.bootstrap_rounds)
-    rng = seeded_rng(config.seed, ALL, "bootstrap", ALL)
-    for chunk, weights in bootstrap_counts(len(users), config.bootstrap_rounds, rng):
-        replicates[chunk] = gini((counts.T @ weights.T).T)
+    metrics = registry.where(level="catalogue")
+    replicates = {m.name: np.empty(config.bootstrap_rounds) for m in metrics if m.ci}
+    if replicates:
+        rng = seeded_rng(config.seed, ALL, "bootstrap", ALL)
+        for chunk, weights in bootstrap_counts(len(users), config.bootstrap_rounds, rng):
+            resampled = (counts.T @ weights.T).T
+            for m in metrics:
+                if m.ci:
+                    replicates[m.name][chunk] = m.compute(resampled)
     tail = config.alpha / 2
     return pd.DataFrame(
         {
-            "attribute": ALL, "group": ALL, "metric": list(GLOBAL_METRICS),
-            "value": [gini(observed), float((observed > 0).mean())],
-            "ci_low": [np.quantile(replicates, tail), np.nan], "ci_high": [np.quantile(replicates, 1 - tail), np.nan],
+            "attribute": ALL, "group": ALL, "metric": [m.name for m in metrics],
+            "value": [m.compute(observed) for m in metrics],
+            "ci_low": [np.quantile(replicates[m.name], tail) if m.ci else np.nan for m in metrics],
+            "ci_high": [np.quantile(replicates[m.name], 1 - tail) if m.ci else np.nan for m in metrics],
             "n_users": len(users), "flagged": len(users) < config.min_group_size,
         }
     )  # fmt: skip
@@ -276,7 +289,7 @@ def run_audit(
     vectors = _resolve_vectors(dataset, config, item_vectors)
     context = _item_context(dataset, split, config, vectors)
     test_users = pd.Index(np.sort(split.test["user_id"].astype(str).unique()))
-    higher = {m: m not in LOWER_IS_BETTER for m in USER_METRICS}
+    higher = {m.name: m.higher_is_better for m in METRICS.where(level="user")}
 
     recs_all, users_all, group_all, gaps_all, exposure_all, model_meta = [], [], [], [], [], {}
     for name, model in models.items():

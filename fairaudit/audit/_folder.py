@@ -1,33 +1,60 @@
-"""The audit folder on disk: the tables of :class:`AuditResult` and ``audit.json``."""
+"""The audit folder on disk: :class:`AuditResult` reads, validates and writes every table and ``audit.json``.
+
+:func:`write_audit` / :func:`read_audit` are :meth:`AuditResult.write` / :meth:`AuditResult.read`.
+Table files and their columns come from :data:`fairaudit.audit._tables.TABLES`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from fairaudit.audit._config import AuditConfig
+from fairaudit.audit._config import ALL, AuditConfig
+from fairaudit.audit._tables import TABLES, TableSchema, match
 
-FILES = {
-    "recommendations": "recommendations.parquet",
-    "user_metrics": "user_metrics.parquet",
-    "group_metrics": "group_metrics.csv",
-    "gaps": "gaps.csv",
-    "item_exposure": "item_exposure.csv",
-    "meta": "audit.json",
-}
-_TEXT_COLUMNS = (
-    "model", "attribute", "group", "metric", "reference", "reference_group", "direction", "user_attribute",
-    "user_group", "item_attribute", "item_group", "browsing",
-)  # fmt: skip
+#: Files every audit folder holds (table name -> file name; ``meta`` is ``audit.json``).
+FILES = {**{name: s.file for name, s in TABLES.items() if not s.optional}, "meta": "audit.json"}
+#: Files an audit folder may hold (field of :class:`AuditResult` -> file name); absent ones are ``None``.
+OPTIONAL_FILES = {**{name: s.file for name, s in TABLES.items() if s.optional}, "explanations": "explanations.json"}
+
 _MISSING_FILE = "Audit folder '{0}' lacks {1}; write it with write_audit"
+_UNREADABLE = "Audit folder '{0}': {1} cannot be read ({2}); write the folder again with write_audit"
+_NOT_AN_OBJECT = "Audit folder '{0}': {1} must hold a JSON object; got {2}"
+_NO_CONFIG = "Audit folder '{0}': {1} must hold a 'config' mapping (the AuditConfig); got {2}"
+_MISSING_COLUMN = "Audit folder '{0}': {1} lacks column '{2}'; expected columns {3}"
+_NOT_NUMERIC = "Audit folder '{0}': column '{2}' of {1} must be numeric; found {3!r}"
+_NOT_FLAG = "Audit folder '{0}': column '{2}' of {1} must hold True/False; found {3!r}"
+_UNKNOWN_TABLE = "Unknown audit table '{0}'; expected one of {1}"
+_NO_TABLE = "This audit holds no {1} (table '{0}')"
+
+
+class AuditFolderError(ValueError):
+    """An audit folder that does not follow the contract (the message names folder, file and column)."""
+
+    __module__ = "fairaudit.audit"
+
+
+class MissingAuditFileError(AuditFolderError, FileNotFoundError):
+    """A required file of the audit folder is absent."""
+
+    __module__ = "fairaudit.audit"
 
 
 @dataclass
 class AuditResult:
-    """The tables of one audit (see ``docs/architecture.md``, audit contract) plus ``meta`` (``audit.json``)."""
+    """The tables of one audit (see ``docs/architecture.md``, audit contract) plus ``meta`` (``audit.json``).
+
+    The five required tables come from :func:`~fairaudit.audit.run_audit`; the optional ones
+    (``None`` when absent) from :func:`fairaudit.compare.add_comparison` (``comparison``,
+    ``verdicts``) and :func:`fairaudit.explain.add_explanations_to_audit` (``probes``,
+    ``shap_drivers``, ``gap_decomposition``, ``explanations`` = the settings of ``explanations.json``).
+    :meth:`write` and :meth:`read` move all of it to and from an audit folder.
+    """
 
     recommendations: pd.DataFrame
     user_metrics: pd.DataFrame
@@ -35,40 +62,175 @@ class AuditResult:
     gaps: pd.DataFrame
     item_exposure: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    probes: pd.DataFrame | None = None
+    shap_drivers: pd.DataFrame | None = None
+    gap_decomposition: pd.DataFrame | None = None
+    explanations: dict | None = None
+    comparison: pd.DataFrame | None = None
+    verdicts: pd.DataFrame | None = None
 
+    # ---- what the folder says about itself -------------------------------------------------
     @property
     def config(self) -> AuditConfig:
-        return AuditConfig.from_dict(self.meta.get("config", {}))
+        """The typed audit configuration (``audit.json``'s ``config``)."""
+        return AuditConfig.from_dict(self.meta.get("config") or {})
+
+    @property
+    def models(self) -> list[str]:
+        """Model names in audit order."""
+        return list(dict.fromkeys(self.group_metrics["model"].astype(str)))
+
+    @property
+    def attributes(self) -> list[str]:
+        """User attribute specs audited (without ``all``), in table order."""
+        return [a for a in dict.fromkeys(self.group_metrics["attribute"]) if a != ALL]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """``audit.json``'s ``data`` entry (name, fingerprint, sizes, warnings)."""
+        return dict(self.meta.get("data") or {})
+
+    @property
+    def data_fingerprint(self) -> str:
+        return str(self.data.get("fingerprint", "not recorded"))
+
+    def model_meta(self, name: str) -> dict[str, Any]:
+        """The audit.json entry of one model (kind, params, fingerprint, split, data_fingerprint)."""
+        return dict((self.meta.get("models") or {}).get(name) or {})
+
+    @property
+    def config_fingerprint(self) -> str:
+        """The recorded configuration fingerprint, else SHA-256 (16 hex) of the canonical recorded config JSON."""
+        recorded = self.meta.get("config_fingerprint")
+        if recorded:
+            return str(recorded)
+        canonical = json.dumps(dict(self.meta.get("config") or {}), sort_keys=True, default=str).encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+    def rows(self, table: str, /, **where: object) -> pd.DataFrame:
+        """Rows of one table (a field name, e.g. ``"gaps"``) matching ``where`` (:func:`fairaudit.audit.select_rows`).
+
+        >>> gm = pd.DataFrame({"model": ["a", "b"], "attribute": "all", "metric": "ndcg", "value": [.3, .2]})
+        >>> AuditResult(None, None, gm, None, None).rows("group_metrics", model="b")["value"].tolist()
+        [0.2]
+        """
+        if table not in TABLES:
+            raise ValueError(_UNKNOWN_TABLE.format(table, list(TABLES)))
+        frame = getattr(self, table)
+        if frame is None:
+            raise ValueError(_NO_TABLE.format(table, TABLES[table].file))
+        return match(frame, where, TABLES[table].file)
+
+    # ---- the folder on disk ----------------------------------------------------------------
+    def write(self, directory: str | Path) -> Path:
+        """Write every table present and ``audit.json``; remove optional files this result does not hold.
+
+        So a re-audit into an old folder never leaves the previous audit's probes, explanations or
+        comparison behind. Other files (a PDF, a run configuration) are left alone.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, schema in TABLES.items():
+            table, path = getattr(self, name), directory / schema.file
+            if table is None:
+                if not schema.optional:
+                    raise AuditFolderError(_MISSING_FILE.format(directory, schema.file))
+                path.unlink(missing_ok=True)
+                continue
+            _check_columns(table, schema, directory)
+            if schema.file.endswith(".parquet"):
+                table.to_parquet(path, index=False)
+            else:
+                table.to_csv(path, index=False)
+        (directory / FILES["meta"]).write_text(json.dumps(self.meta, indent=1, default=str))
+        settings = directory / OPTIONAL_FILES["explanations"]
+        if self.explanations is None:
+            settings.unlink(missing_ok=True)
+        else:
+            settings.write_text(json.dumps(self.explanations, indent=1))
+        return directory
+
+    @classmethod
+    def read(cls, directory: str | Path) -> "AuditResult":
+        """Read and validate an audit folder (text columns stay strings, floats exact).
+
+        Raises :class:`MissingAuditFileError` (also a ``FileNotFoundError``) naming the first missing
+        required file, and :class:`AuditFolderError` naming the file and column when ``audit.json``
+        is not an object with a ``config`` mapping, a table lacks a required column, or a numeric
+        column holds text.
+        """
+        directory = Path(directory)
+        for file in FILES.values():
+            if not (directory / file).is_file():
+                raise MissingAuditFileError(_MISSING_FILE.format(directory, file))
+        meta = _read_json(directory, FILES["meta"])
+        if not isinstance(meta.get("config"), dict):
+            raise AuditFolderError(_NO_CONFIG.format(directory, FILES["meta"], type(meta.get("config")).__name__))
+        tables = {name: _read_table(directory, schema) for name, schema in TABLES.items()
+                  if not schema.optional or (directory / schema.file).is_file()}
+        settings = directory / OPTIONAL_FILES["explanations"]
+        explanations = _read_json(directory, settings.name) if settings.is_file() else None
+        return cls(**tables, meta=meta, explanations=explanations)
 
 
 def write_audit(result: AuditResult, directory: str | Path) -> Path:
-    """Write the audit folder: the five tables and ``audit.json`` (see :data:`FILES`; example in :func:`run_audit`)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("recommendations", "user_metrics"):
-        getattr(result, name).to_parquet(directory / FILES[name], index=False)
-    for name in ("group_metrics", "gaps", "item_exposure"):
-        getattr(result, name).to_csv(directory / FILES[name], index=False)
-    (directory / FILES["meta"]).write_text(json.dumps(result.meta, indent=1, default=str))
-    return directory
+    """Write the audit folder (:meth:`AuditResult.write`; files in :data:`FILES` and :data:`OPTIONAL_FILES`).
+
+    Example in :func:`run_audit`.
+    """
+    return result.write(directory)
 
 
 def read_audit(directory: str | Path) -> AuditResult:
-    """Read an audit folder written by :func:`write_audit` (text columns stay strings, floats exact).
+    """Read and validate an audit folder written by :func:`write_audit` (:meth:`AuditResult.read`).
 
-    Raises ``FileNotFoundError`` naming the first missing file. Example in :func:`run_audit`.
+    Example in :func:`run_audit`.
     """
-    directory = Path(directory)
-    for file in FILES.values():
-        if not (directory / file).is_file():
-            raise FileNotFoundError(_MISSING_FILE.format(directory, file))
-    tables = {name: pd.read_parquet(directory / FILES[name]) for name in ("recommendations", "user_metrics")}
-    for name in ("group_metrics", "gaps", "item_exposure"):
-        path = directory / FILES[name]
-        header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in header if c in _TEXT_COLUMNS}
-        numeric = {c: [""] for c in header if c not in _TEXT_COLUMNS}
-        tables[name] = pd.read_csv(
-            path, dtype=text, keep_default_na=False, na_values=numeric, float_precision="round_trip"
-        )
-    return AuditResult(**tables, meta=json.loads((directory / FILES["meta"]).read_text()))
+    return AuditResult.read(directory)
+
+
+def _read_json(directory: Path, file: str) -> dict:
+    try:
+        document = json.loads((directory / file).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise AuditFolderError(_UNREADABLE.format(directory, file, err)) from err
+    if not isinstance(document, dict):
+        raise AuditFolderError(_NOT_AN_OBJECT.format(directory, file, type(document).__name__))
+    return document
+
+
+def _read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
+    path = directory / schema.file
+    try:
+        if schema.file.endswith(".parquet"):
+            table = pd.read_parquet(path)
+        else:
+            header = pd.read_csv(path, nrows=0).columns
+            table = pd.read_csv(
+                path, dtype={c: str for c in header if c in schema.text}, keep_default_na=False,
+                na_values={c: [""] for c in header if c not in schema.text}, float_precision="round_trip",
+            )  # fmt: skip
+    except (ValueError, UnicodeDecodeError, OSError) as err:  # pandas/pyarrow parse errors are ValueErrors
+        raise AuditFolderError(_UNREADABLE.format(directory, schema.file, err)) from err
+    _check_columns(table, schema, directory)
+    if len(table):
+        for column in (c for c in schema.numeric if c in table.columns):
+            if not pd.api.types.is_numeric_dtype(table[column]):
+                values = table[column]
+                bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+                first = bad.iloc[0] if len(bad) else values.iloc[0]
+                raise AuditFolderError(_NOT_NUMERIC.format(directory, schema.file, column, first))
+        for column in (c for c in schema.flags if c in table.columns):
+            if not pd.api.types.is_bool_dtype(table[column]):
+                bad = table[column][~table[column].astype(str).isin(["True", "False"])]
+                raise AuditFolderError(_NOT_FLAG.format(directory, schema.file, column, bad.iloc[0]))
+    for aligned, source in schema.derived.items():
+        if aligned not in table.columns:
+            table[aligned] = table[source]
+    return table
+
+
+def _check_columns(table: pd.DataFrame, schema: TableSchema, directory: Path) -> None:
+    for column in schema.required_columns:
+        if column not in table.columns:
+            raise AuditFolderError(_MISSING_COLUMN.format(directory, schema.file, column, list(schema.required_columns)))

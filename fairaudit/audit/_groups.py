@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from fairaudit.audit._config import DEFAULT_INTERSECTIONS, INTERSECTION_SEP
+from fairaudit.audit._config import DEFAULT_INTERSECTIONS, INTERSECTION_SEP, AuditConfig
 from fairaudit.data import Dataset, Split, make_split
 from fairaudit.models import Recommender
 
@@ -14,6 +14,10 @@ _UNKNOWN_ATTRIBUTE = "User attribute '{0}' is not a column of the users table; a
 _SPLIT_MISMATCH = (
     "Split recreated from the model's config ({0}) has fingerprint {1}, but the model was trained on {2}; "
     "the data changed since training — retrain the model on this data"
+)
+_AUDIT_SPLIT_MISMATCH = (
+    "Split recreated from the audit's config ({0}) has fingerprint {1}, but the audit was made on {2}; "
+    "pass the dataset the audit used (same files and column mapping)"
 )
 _DIFFERENT_SPLITS = "Models {0} were trained on different splits; audit models trained on the same split together"
 
@@ -62,18 +66,43 @@ def plain_attributes(specs: Sequence[str]) -> tuple[str, ...]:
 
 
 # ---- split provenance -----------------------------------------------------------------------
+def _recreate(dataset: Dataset, info: Mapping, mismatch: str) -> Split:
+    """The split described by ``info`` (a ``Split.describe()``), its recorded fingerprint verified."""
+    split = make_split(dataset, info["method"], seed=info["seed"], **info.get("params", {}))
+    got = split.describe()["fingerprint"]
+    if got != info["fingerprint"]:
+        raise ValueError(mismatch.format(f"method={info['method']}, seed={info['seed']}", got, info["fingerprint"]))
+    return split
+
+
 def split_for_model(dataset: Dataset, model: Recommender) -> Split:
     """Re-create the split ``model`` was trained on from its saved description; verify its fingerprint.
 
     Raises ``ValueError`` (:data:`_SPLIT_MISMATCH`) when the recreated split differs, e.g. because
     the data changed since training.
     """
-    info = model.split_
-    split = make_split(dataset, info["method"], seed=info["seed"], **info.get("params", {}))
-    got = split.describe()["fingerprint"]
-    if got != info["fingerprint"]:
-        raise ValueError(_SPLIT_MISMATCH.format(f"method={info['method']}, seed={info['seed']}", got, info["fingerprint"]))
-    return split
+    return _recreate(dataset, model.split_, _SPLIT_MISMATCH)
+
+
+def audit_split(dataset: Dataset, config: AuditConfig) -> Split | None:
+    """The split an audit was made on (``config.split``, as :func:`run_audit` records it), re-created on ``dataset``.
+
+    ``None`` when the audit recorded no split. Raises ``ValueError`` (:data:`_AUDIT_SPLIT_MISMATCH`)
+    when the recorded fingerprint differs, i.e. ``dataset`` is not the data the audit used.
+
+    >>> from fairaudit.data import Dataset, make_split
+    >>> data = Dataset(pd.DataFrame({"user_id": list("aabb"), "item_id": list("xyxy")}),
+    ...                pd.DataFrame({"user_id": ["a", "b"]}), pd.DataFrame({"item_id": ["x", "y"]}))
+    >>> recorded = make_split(data, "random", seed=0, test_fraction=0.5)
+    >>> audit_split(data, AuditConfig(split=recorded.describe())).describe() == recorded.describe()
+    True
+    """
+    if not config.split:
+        return None
+    info = {"fingerprint": None, **config.split}
+    if info["fingerprint"] is None:  # folders that recorded no fingerprint: nothing to verify
+        return make_split(dataset, info["method"], seed=info["seed"], **info.get("params", {}))
+    return _recreate(dataset, info, _AUDIT_SPLIT_MISMATCH)
 
 
 def common_split(dataset: Dataset, models: Mapping[str, Recommender]) -> Split:

@@ -28,24 +28,39 @@ _NEEDS_INPUT = "audit needs --data and at least one --model (or --config with a 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import audit_default
+    from fairaudit.service import ExplainOptions
+
     parser.add_argument("--data", help="dataset folder or file (as for `validate`)")
     parser.add_argument("--model", action="append", default=[], metavar="DIR", help="saved model folder (repeatable)")
     parser.add_argument("--out", required=True, metavar="AUDIT_DIR", help="folder to write the audit to")
     parser.add_argument("--config", metavar="AUDIT_JSON", help="re-use the config, data and models of an earlier audit")
-    parser.add_argument("--k", type=int, default=10, help="list length K (default 10)")
+    parser.add_argument("--k", type=int, default=audit_default("k"), help="list length K (default %(default)s)")
     parser.add_argument(
         "--attributes",
         help="comma-separated user attributes and intersections, e.g. gender,age_band,gender*age_band "
         "(default: every categorical user attribute plus gender*age_band)",
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds and permutations (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="resampling seed (default 0)")
-    parser.add_argument("--min-group-size", type=int, default=30, help="flag groups smaller than this (default 30)")
+    parser.add_argument(
+        "--bootstrap", type=int, default=audit_default("bootstrap_rounds"),
+        help="bootstrap rounds and permutations (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=audit_default("seed"), help="resampling seed (default %(default)s)")
+    parser.add_argument(
+        "--min-group-size", type=int, default=audit_default("min_group_size"),
+        help="flag groups smaller than this (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--include-small-groups", action="store_true", help="test gaps of flagged groups too")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level and 1 - CI level (default 0.05)")
+    parser.add_argument(
+        "--alpha", type=float, default=audit_default("alpha"),
+        help="significance level and 1 - CI level (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--no-embeddings", action="store_true", help="skip intra-list diversity from LLM embeddings")
     parser.add_argument("--explain", action="store_true", help="add SHAP gap drivers and counterfactual probes")
-    parser.add_argument("--probe-users", type=int, default=1000, help="users probed per model and attribute (1000)")
+    parser.add_argument(
+        "--probe-users", type=int, default=ExplainOptions().probe_users,
+        help="users probed per model and attribute (%(default)s)",
+    )  # fmt: skip
 
 
 def _display_names(dirs: list[str]) -> list[str]:
@@ -68,15 +83,20 @@ def _display_names(dirs: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fairaudit.audit import AuditConfig, common_split, run_audit, write_audit
-    from fairaudit.data import load_dataset
+    from fairaudit.audit import AuditConfig
     from fairaudit.models import load_model
+    from fairaudit.service import DataSource, ExplainOptions, audit_models
 
     if args.config:
         previous = json.loads(Path(args.config).read_text())["config"]
         config = AuditConfig.from_dict(previous)
-        data_path = args.data or previous["data"]["path"]
-        model_dirs = dict(zip(_display_names(args.model), args.model)) if args.model else previous["data"]["models"]
+        recorded = previous.get("data") or {}
+        source = DataSource.from_dict(recorded)
+        if args.data:  # the same config on data found elsewhere: the recorded column mapping still applies
+            source = DataSource("folder", path=args.data, mapping=source.mapping)
+        model_dirs = dict(zip(_display_names(args.model), args.model)) if args.model else recorded.get("models")
+        if not model_dirs:
+            raise ValueError(_NEEDS_INPUT)
     else:
         if not args.data or not args.model:
             raise ValueError(_NEEDS_INPUT)
@@ -86,21 +106,16 @@ def run(args: argparse.Namespace) -> int:
             min_group_size=args.min_group_size, include_small_groups=args.include_small_groups, alpha=args.alpha,
             embedding_diversity=not args.no_embeddings,
         )  # fmt: skip
-        data_path, model_dirs = args.data, dict(zip(_display_names(args.model), args.model))
-    dataset = load_dataset(data_path)
+        source, model_dirs = DataSource("folder", path=args.data), dict(zip(_display_names(args.model), args.model))
+    dataset = source.load()
     models = {name: load_model(path, dataset) for name, path in model_dirs.items()}
-    split = common_split(dataset, models)
-    sources = {"path": str(data_path), "models": {name: str(path) for name, path in model_dirs.items()}}
-    config = AuditConfig.from_dict({**config.to_dict(), "data": sources})
-    result = run_audit(dataset, split, models, config, progress=lambda line: print(line, file=sys.stderr))
-    out = write_audit(result, args.out)
-    if args.explain:
-        from fairaudit.audit import plain_attributes
-        from fairaudit.explain import add_explanations_to_audit
-
-        print("explaining gaps and probing attributes", file=sys.stderr)
-        attributes = [a for a in plain_attributes(result.config.attributes) if a in dataset.users.columns]
-        add_explanations_to_audit(out, dataset, models, attributes=attributes, probe_users=args.probe_users)
+    record = {**source.to_dict(), "models": {name: str(path) for name, path in model_dirs.items()}}
+    config = AuditConfig.from_dict({**config.to_dict(), "data": record})
+    out = Path(args.out)
+    result = audit_models(
+        dataset, models, config, explain=ExplainOptions(args.probe_users) if args.explain else None, out=out,
+        progress=lambda line: print(line, file=sys.stderr),
+    )  # fmt: skip
     gaps = result.gaps
     significant = gaps[gaps["p_adjusted"] < config.alpha]
     print(f"Audit {result.meta['audit_id']} written to {out}")

@@ -31,6 +31,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import llm_choices
     from fairaudit.sweep import MITIGATIONS
 
     parser.add_argument("--data", required=True, help="dataset folder or file (as for `validate`)")
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="training epochs of each LLM point (in-training mitigations)")
     parser.add_argument(
-        "--pooling", choices=("sqrt", "mean"),
+        "--pooling", choices=llm_choices("pooling"),
         help="history pooling of each LLM point (in-training mitigations; default: the --model's, or mean for "
         "adversarial and sqrt otherwise)",
     )  # fmt: skip

@@ -18,36 +18,48 @@ Example:
   python -m fairaudit train --model mf --split cold_items --out models/mf-cold
 """
 
-#: Model kinds the CLI offers, default first.
-MODEL_CHOICES = ("llm", "popularity", "itemknn", "mf")
+#: Model kind trained when --model is not given.
+DEFAULT_KIND = "llm"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import llm_choices, llm_default
+    from fairaudit.data import SPLIT_METHODS
+    from fairaudit.models import ADVERSARY_OBJECTIVES, FAIRNESS_KINDS
+    from fairaudit.service import trainable_kinds
+
     parser.add_argument("--data", default=None, help="dataset folder/file (default: the bundled sample)")
-    parser.add_argument("--model", choices=MODEL_CHOICES, default="llm", help="model kind (default: llm)")
+    parser.add_argument(
+        "--model", choices=trainable_kinds(), default=DEFAULT_KIND, help="model kind (default: %(default)s)"
+    )
     parser.add_argument("--out", required=True, help="folder to write the model to")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (llm) or ALS sweeps (mf)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the model")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--encoder", default=None, help="local Hugging Face model folder (llm; default MiniLM)")
-    parser.add_argument("--split", choices=("random", "temporal", "cold_items"), default="random")
+    parser.add_argument("--split", choices=SPLIT_METHODS, default="random")
     parser.add_argument("--use-profile", action="store_true", help="llm: read a profile text of user attributes")
     parser.add_argument(
-        "--fairness", choices=("none", "difference", "exposure", "adversarial"), default="none",
-        help="llm: in-training mitigation term added to the loss (see fairaudit.models._losses; default none)",
+        "--fairness", choices=FAIRNESS_KINDS, default=llm_default("fairness"),
+        help="llm: in-training mitigation term added to the loss (see fairaudit.models._losses; default %(default)s)",
     )  # fmt: skip
-    parser.add_argument("--fairness-weight", type=float, default=0.0, help="llm: weight lambda of --fairness")
     parser.add_argument(
-        "--fairness-attribute", default="gender", help="llm: user column of the difference/adversarial term"
+        "--fairness-weight", type=float, default=llm_default("fairness_weight"), help="llm: weight lambda of --fairness"
     )
-    parser.add_argument("--exposure-attribute", default="provider", help="llm: item column of the exposure term")
     parser.add_argument(
-        "--adversary-objective", choices=("mean_matching", "reversal"), default="mean_matching",
-        help="llm: the user tower's objective against the adversarial term (default mean_matching; "
+        "--fairness-attribute", default=llm_default("fairness_attribute"),
+        help="llm: user column of the difference/adversarial term",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exposure-attribute", default=llm_default("exposure_attribute"), help="llm: item column of the exposure term"
+    )
+    parser.add_argument(
+        "--adversary-objective", choices=ADVERSARY_OBJECTIVES, default=llm_default("adversary_objective"),
+        help="llm: the user tower's objective against the adversarial term (default %(default)s; "
         "reversal = gradient reversal, for comparison)",
     )  # fmt: skip
     parser.add_argument(
-        "--pooling", choices=("sqrt", "mean"), default="sqrt",
+        "--pooling", choices=llm_choices("pooling"), default=llm_default("pooling"),
         help="llm: history pooling; mean removes history length from user vectors (use it with adversarial)",
     )  # fmt: skip
     parser.add_argument("--k", type=int, default=10, help="cut-off of the holdout quality print")
@@ -95,8 +107,8 @@ def progress_printer():
 
 def run(args: argparse.Namespace) -> int:
     from fairaudit.data import load_dataset, load_sample, make_split
-    from fairaudit.metrics import accuracy_metrics
     from fairaudit.models import create_model
+    from fairaudit.service import holdout_quality
 
     dataset = load_sample() if args.data is None else load_dataset(args.data)
     split = make_split(dataset, args.split, seed=args.seed)
@@ -105,9 +117,7 @@ def run(args: argparse.Namespace) -> int:
     model.fit(dataset, split, progress=progress_printer())
     fit_s = time.perf_counter() - start
     model.save(args.out)
-    test_users = split.test["user_id"].astype(str).unique()
-    recs = model.recommend(test_users, k=args.k)
-    quality = accuracy_metrics(recs, split.test, k=args.k)[["ndcg", "recall"]].mean()
+    quality = holdout_quality(model, split, k=args.k)
     print(
         f"{args.model}: trained in {fit_s:.1f}s on {len(split.train):,} interactions ({args.split} split); "
         f"holdout NDCG@{args.k} {quality['ndcg']:.4f}, Recall@{args.k} {quality['recall']:.4f}; saved to {args.out}"

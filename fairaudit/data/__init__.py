@@ -1,7 +1,8 @@
 """Data layer: loading, validation, derived attributes, splits and sample data."""
 
 from fairaudit.data._derive import activity_level, age_band, genre_matrix, popularity_tier, zip_region
-from fairaudit.data._load import apply_mapping, load_dataset, load_tables, validate_path
+from fairaudit.data._load import apply_mapping, load_dataset, load_tables, read_columns, validate_path
+from fairaudit.data._profile import profile_by_group
 from fairaudit.data._schema import (
     GENRE_SEP,
     UNKNOWN,
@@ -34,7 +35,9 @@ __all__ = [
     "load_tables",
     "make_split",
     "popularity_tier",
+    "profile_by_group",
     "random_holdout",
+    "read_columns",
     "temporal_leave_last",
     "validate_path",
     "write_sample",

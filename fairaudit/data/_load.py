@@ -133,6 +133,31 @@ def read_table(
     return _parse_text(_decode(data, name, encoding, issues), name, first_row=2, sep=sep)
 
 
+def read_columns(path: str | Path) -> list[str]:
+    """Column names of an uploaded CSV/TSV or Parquet file, reading only its header.
+
+    Used to offer the column-mapping choices before anything is loaded.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = p.write_text("userId,movieId\\n1,2\\n")
+    >>> read_columns(p)
+    ['userId', 'movieId']
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    sep = "\t" if suffix == ".tsv" else None
+    try:
+        header = pd.read_csv(path, nrows=0, sep=sep, engine="python", encoding="utf-8")
+    except UnicodeDecodeError:
+        header = pd.read_csv(path, nrows=0, sep=sep, engine="python", encoding="latin-1")
+    return [str(c) for c in header.columns]
+
+
 def _read_movielens(path: Path, columns: Sequence[str], sep: str, max_bytes: int) -> pd.DataFrame:
     text = _read_bytes(path, max_bytes).decode("latin-1")
     if sep == "::":

@@ -1,6 +1,6 @@
 """Explanations: counterfactual attribute probes, SHAP drivers of group gaps, local SHAP explanations."""
 
-from fairaudit.explain._audit import DEFAULT_PROBE_USERS, EXPLANATION_FILES, add_explanations_to_audit
+from fairaudit.explain._audit import DEFAULT_PROBE_USERS, EXPLANATION_FILES, add_explanations_to_audit, explain_audit
 from fairaudit.explain._features import BEHAVIOUR_FEATURES, user_features
 from fairaudit.explain._listsim import group_share, jaccard_at_k, prag_at_k, serp_at_k
 from fairaudit.explain._local import (
@@ -30,6 +30,7 @@ __all__ = [
     "LOCAL_COLUMNS",
     "PROBE_COLUMNS",
     "add_explanations_to_audit",
+    "explain_audit",
     "DEFAULT_PROBE_USERS",
     "explain_gaps",
     "explain_item_text",

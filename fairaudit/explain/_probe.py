@@ -16,15 +16,15 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from fairaudit.audit import TABLES
 from fairaudit.data import UNKNOWN, Dataset
 from fairaudit.explain._listsim import EMPTY, group_share, jaccard_at_k, prag_at_k, serp_at_k
 from fairaudit.metrics import DEFAULT_ROUNDS, bootstrap_sums, seeded_rng
 from fairaudit.models import Recommender
 
-#: Columns of the probe table (``probes.csv``).
-PROBE_COLUMNS = (
-    "attribute", "original_value", "counterfactual_value", "metric", "estimate", "ci_low", "ci_high", "n_users",
-)
+#: Columns of the probe table (``probes.csv`` adds ``model`` in front; schema: ``fairaudit.audit.TABLES["probes"]``).
+#: ``group`` repeats ``original_value`` in the audit tables' word for the users a row describes.
+PROBE_COLUMNS = tuple(c for c in TABLES["probes"].columns if c != "model")
 #: List-similarity metrics of a probe, in output order.
 LIST_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "jaccard": jaccard_at_k,
@@ -204,6 +204,7 @@ def _rows(attribute, original, counterfactual, metrics, estimate, boots, n_users
             "ci_low": low,
             "ci_high": high,
             "n_users": n_users,
+            "group": original,
         }
     )
 

@@ -24,18 +24,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.model_selection import KFold, cross_val_score
 
+from fairaudit.audit import TABLES
 from fairaudit.explain._features import ONE_HOT_SEP, feature_source
 
-#: Columns of the drivers table (``shap_drivers.csv`` adds ``model`` in front).
-DRIVER_COLUMNS = ("metric", "feature", "mean_abs_shap", "mean_shap", "r2", "n_users")
-#: Columns of the gap decomposition table.
-DECOMPOSITION_COLUMNS = (
-    "metric", "attribute", "group", "reference", "feature", "role", "contribution",
-    "predicted_gap", "observed_gap", "n_users",
-)
+#: Columns of the drivers table (``shap_drivers.csv`` adds ``model`` in front; schema: ``fairaudit.audit.TABLES``).
+DRIVER_COLUMNS = tuple(c for c in TABLES["shap_drivers"].columns if c != "model")
+#: Columns of the gap decomposition table (``gap_decomposition.csv`` adds ``model`` in front).
+DECOMPOSITION_COLUMNS = tuple(c for c in TABLES["gap_decomposition"].columns if c != "model")
 #: ``role`` of a feature in a gap decomposition.
 ROLES = ("own attribute", "other attribute", "behaviour")
 #: Reference of every decomposed gap: all users outside the group.
@@ -75,7 +71,10 @@ class GapDrivers:
 SURROGATE_PARAMS = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1, "subsample": 0.8}
 
 
-def _surrogate(seed: int) -> GradientBoostingRegressor:
+def _surrogate(seed: int):
+    """The surrogate model (scikit-learn is imported here, not at start-up: the CLI imports this package)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
     return GradientBoostingRegressor(**SURROGATE_PARAMS, random_state=seed)
 
 
@@ -116,7 +115,8 @@ def explain_gaps(
     >>> result.drivers["feature"].iloc[0], result.r2 > 0.9
     ('n_interactions', True)
     """
-    import shap
+    import shap  # heavy imports happen on first use, not when the CLI starts
+    from sklearn.model_selection import KFold, cross_val_score
 
     name = str(metric.name)
     metric = metric.dropna()
@@ -127,7 +127,6 @@ def explain_gaps(
         raise ValueError(_TOO_FEW_USERS.format(2 * cv_folds, name, len(common)))
     x = features.loc[common].astype(float)
     y = metric.loc[common].to_numpy(dtype=float)
-
     folds = KFold(cv_folds, shuffle=True, random_state=seed)
     r2 = float(np.mean(cross_val_score(_surrogate(seed), x, y, cv=folds, scoring="r2")))
     model = _surrogate(seed).fit(x, y)

@@ -1,6 +1,7 @@
-"""Pure, vectorised metric functions (DataFrame in, DataFrame/array out) and group statistics."""
+"""Pure, vectorised metric functions (DataFrame in, DataFrame/array out), group statistics, and the
+metric registry (:data:`METRICS`: every metric declared once; every list of metrics is a query on it)."""
 
-from fairaudit.metrics._accuracy import ACCURACY_METRICS, accuracy_metrics
+from fairaudit.metrics._accuracy import accuracy_metrics
 from fairaudit.metrics._calibration import CALIBRATION_ALPHA, miscalibration
 from fairaudit.metrics._diversity import genre_coverage, intra_list_diversity, novelty
 from fairaudit.metrics._exposure import (
@@ -18,8 +19,22 @@ from fairaudit.metrics._exposure import (
     long_tail_share,
     position_weights,
 )
-from fairaudit.metrics._labels import METRIC_LABELS, metric_label
 from fairaudit.metrics._pareto import GAP_GOALS, GapGoal, pareto_front
+from fairaudit.metrics._registry import (
+    ACCURACY_METRICS,
+    FAMILIES,
+    LEVELS,
+    METRIC_LABELS,
+    METRICS,
+    NEEDS,
+    Family,
+    Level,
+    Metric,
+    MetricInputs,
+    MetricRegistry,
+    Need,
+    metric_label,
+)
 from fairaudit.metrics._stats import (
     DEFAULT_ROUNDS,
     MIN_GROUP_SIZE,
@@ -38,14 +53,24 @@ __all__ = [
     "BROWSING_MODELS",
     "CALIBRATION_ALPHA",
     "DEFAULT_ROUNDS",
+    "FAMILIES",
     "GAP_GOALS",
     "GapGoal",
     "GENRE_ATTRIBUTE",
+    "LEVELS",
+    "METRICS",
     "METRIC_LABELS",
     "MIN_GROUP_SIZE",
+    "NEEDS",
     "RBP_GAMMA",
     "REFERENCES",
     "Browsing",
+    "Family",
+    "Level",
+    "Metric",
+    "MetricInputs",
+    "MetricRegistry",
+    "Need",
     "Reference",
     "SliceReport",
     "accuracy_metrics",

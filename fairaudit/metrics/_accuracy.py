@@ -7,9 +7,6 @@ import pandas as pd
 
 from fairaudit.metrics._common import REC_COLUMNS, check_columns
 
-#: Per-user accuracy metrics, in output column order.
-ACCURACY_METRICS = ("ndcg", "recall", "precision", "hit_rate", "mrr")
-
 
 def accuracy_metrics(recs: pd.DataFrame, test: pd.DataFrame, *, k: int = 10) -> pd.DataFrame:
     """NDCG@K, Recall@K, Precision@K, HitRate@K and MRR@K for every user with test items.
@@ -38,7 +35,8 @@ def accuracy_metrics(recs: pd.DataFrame, test: pd.DataFrame, *, k: int = 10) -> 
     Returns
     -------
     DataFrame
-        Indexed by ``user_id`` (sorted), columns :data:`ACCURACY_METRICS`.
+        Indexed by ``user_id`` (sorted), columns :data:`ACCURACY_METRICS`
+        (``ndcg, recall, precision, hit_rate, mrr``; their registry entries share this function).
 
     Examples
     --------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from fairaudit.data import Dataset, Split, genre_matrix
 from fairaudit.models._greedy import check_strength, greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
-from fairaudit.models._base import FITTED_ATTRIBUTES, ProgressCallback, Recommender, register, restore_model
+from fairaudit.models._base import FITTED_ATTRIBUTES, Progress, ProgressCallback, Recommender, register, restore_model
 
 RERANK_KINDS = ("rerank_exposure", "rerank_calibrated", "rerank_mmr")
 RerankKind = Literal["rerank_exposure", "rerank_calibrated", "rerank_mmr"]
@@ -106,9 +107,14 @@ class Reranker(Recommender):
             and base.data_fingerprint_ == self.data_fingerprint_
             and base.split_.get("fingerprint") == self.split_["fingerprint"]
         )
+        start = time.perf_counter()
         if not fitted_here:
             base.fit(dataset, split, progress=progress)
         self._prepare(dataset)
+        if fitted_here and progress is not None:
+            # The base is reused as it is: report the one (non-iterative) step done here, as the
+            # popularity model does, so progress displays and cancelling work as for any model.
+            progress(Progress(1, 1, 0.0, time.perf_counter() - start))
 
     def _prepare(self, dataset: Dataset) -> None:
         raise NotImplementedError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,13 +14,12 @@ import plotly.graph_objects as go
 
 import fairaudit
 from fairaudit import plots
-from fairaudit.audit import ALL
-from fairaudit.compare import audit_groups, compare_models, verdicts
+from fairaudit.audit import ALL, AuditResult, select_rows
+from fairaudit.metrics import METRICS
 from fairaudit.models._encoder import DEFAULT_ENCODER
 from fairaudit.plots import metric_label
 from fairaudit.report._charts import ChartRenderer
 from fairaudit.report._document import Paper, ReportPDF, render_toc
-from fairaudit.report._folder import AuditFolder, read_audit_folder
 from fairaudit.report._rules import (
     RATIO_METRICS,
     STATUSES,
@@ -34,17 +32,20 @@ from fairaudit.report._rules import (
 )
 
 DEFAULT_TITLE = "Fairness audit of recommender models"
-DIVERSITY = ("ild_embedding", "ild_genre", "genre_coverage", "novelty", "long_tail_share", "avg_popularity",
-             "miscalibration")
+#: Per-user metrics beyond accuracy (with RATIO_METRICS: every per-user metric of the registry).
+DIVERSITY = tuple(m.name for m in METRICS.where(level="user") if m.family != "accuracy")
 #: Metrics whose gaps, and the comparison's per-group gap changes, are tabulated in full (every gap is in
 #: gaps.csv and in the threshold checks; every gap change in ``python -m fairaudit compare``'s comparison.csv).
-GAP_TABLE_METRICS = ("ndcg", "recall")
+GAP_TABLE_METRICS = METRICS.names(family="accuracy", headline=True)
 #: How the audit grouped its gap tests for the Benjamini-Hochberg correction (``fdr_family`` in audit.json).
 _FDR_FAMILIES = {
     "attribute": "within each attribute (all models, groups, metrics and references of that attribute)",
     "audit": "across all gaps of the audit (all models, attributes, groups, metrics and references)",
 }
 _FDR_UNKNOWN = "over the family of gaps recorded by the audit engine (fdr_family not recorded in audit.json)"
+#: Said in the comparison section of a multi-model folder that holds no comparison.csv.
+NO_COMPARISON = ("Not computed: the audit folder holds no comparison.csv; add it with `python -m fairaudit compare "
+                 "AUDIT_DIR` (or fairaudit.compare.add_comparison before writing the audit) and rebuild the report.")
 #: Probe metrics drawn as charts (every pooled probe row is in the table).
 PROBE_CHART_METRICS = ("jaccard", "prag")
 #: Features listed and drawn per model and metric in the SHAP section.
@@ -79,8 +80,10 @@ def build_report(
     Parameters
     ----------
     audit_dir : path
-        An audit folder (``fairaudit.audit.write_audit``), optionally with ``probes.csv`` and
-        ``shap_drivers.csv``.
+        An audit folder (``fairaudit.audit.write_audit``), read with ``AuditResult.read``; its optional
+        ``probes.csv``, ``shap_drivers.csv`` and, for several models, ``comparison.csv`` and
+        ``verdicts.csv`` (:func:`fairaudit.compare.add_comparison`) are drawn when present. Nothing is
+        recomputed: every number is one the folder holds.
     out_pdf : path
         Where to write the PDF.
     organisation, title : str, optional
@@ -100,9 +103,9 @@ def build_report(
     >>> build_report("missing-folder", "x.pdf")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    FileNotFoundError: Audit folder 'missing-folder' lacks ...
+    fairaudit.audit.MissingAuditFileError: Audit folder 'missing-folder' lacks ...
     """
-    audit = read_audit_folder(audit_dir)
+    audit = AuditResult.read(audit_dir)
     if not isinstance(thresholds, Thresholds):
         thresholds = Thresholds.from_mapping(thresholds)
     date = date or dt.datetime.now(dt.timezone.utc).date()
@@ -135,9 +138,12 @@ class _Sections:
     they can render in the background), then onto the real PDF, placing them in the same order.
     """
 
-    def __init__(self, audit: AuditFolder, thresholds: Thresholds) -> None:
+    def __init__(self, audit: AuditResult, thresholds: Thresholds) -> None:
         self.audit, self.thresholds = audit, thresholds
-        self.k = audit.k
+        self.config = audit.config
+        #: audit.json's config as recorded (the methodology says "not recorded" rather than assume a default).
+        self.recorded = dict(audit.meta.get("config") or {})
+        self.k = self.config.k
         self.checks = evaluate_thresholds(audit.group_metrics, audit.gaps, audit.item_exposure, thresholds)
         #: Each planned chart: its figure, or the message saying why it could not be drawn.
         self.charts: list[go.Figure | str] = []
@@ -182,22 +188,6 @@ class _Sections:
             self.pdf.paragraph(f"Chart not included: {self.renderer.error}.", style="I", size=8)
             return
         self.pdf.png(data, caption=caption)
-
-    @cached_property
-    def groups(self) -> dict[str, pd.Series]:
-        """User groups of every audited attribute, from the attribute columns of ``user_metrics.parquet``."""
-        return audit_groups(self.audit.user_metrics, self.audit.attributes)
-
-    @cached_property
-    def comparisons(self) -> pd.DataFrame:
-        """Paired comparison (``fairaudit.compare``) of the first model against each other one: overall
-        and per group, with the per-group gap changes."""
-        config, base = self.audit.config, self.audit.models[0]
-        tables = [compare_models(self.audit.user_metrics, model_a=base, model_b=other, groups=self.groups,
-                                 rounds=int(config.get("bootstrap_rounds", 1000)), seed=int(config.get("seed", 0)),
-                                 min_group_size=self.audit.min_group_size)
-                  for other in self.audit.models[1:]]
-        return pd.concat(tables, ignore_index=True)
 
     # ---- sections --------------------------------------------------------------------------
     def cover(self, title: str, organisation: str | None, date: dt.date) -> None:
@@ -267,7 +257,7 @@ class _Sections:
         rows = [(key.replace("_", " "), info[key]) for key in ("name", "n_users", "n_items", "n_interactions")
                 if key in info]
         rows += [("evaluated users: " + m, n) for m, n in (audit.meta.get("n_evaluated_users") or {}).items()]
-        split = audit.config.get("split") or {}
+        split = self.config.split or {}
         rows.append(("split", json.dumps(split, sort_keys=True, default=str)))
         pdf.data_table(("Property", "Value"), rows, widths=(35, 65), size=9)
         pdf.heading("Group sizes", level=1)
@@ -283,7 +273,7 @@ class _Sections:
         pdf.heading("Suppressed small groups", level=1)
         small = sizes[sizes["flagged"].astype(bool)]
         pdf.paragraph(
-            f"Groups with fewer than {audit.min_group_size} users are flagged: their values are reported with "
+            f"Groups with fewer than {self.config.min_group_size} users are flagged: their values are reported with "
             f"their (wide) intervals, but they are left out of gap tests, of the multiple-testing correction and "
             f"of the threshold checks, and drawn grey and hatched in charts.")
         pdf.bullets([f"{r.attribute} = {r.group} ({int(r.n_users)} users)" for r in small.itertuples()]
@@ -303,7 +293,7 @@ class _Sections:
                     ("training split", json.dumps(meta.get("split"), sort_keys=True, default=str))]
             rows += [(f"hyper-parameter: {key}", json.dumps(value, default=str)) for key, value in sorted(params.items())]
             pdf.data_table(("Property", "Value"), rows, widths=(35, 65), size=8.5)
-            overall = gm[(gm["model"] == name) & (gm["attribute"] == "all") & gm["metric"].isin(RATIO_METRICS)]
+            overall = select_rows(gm, model=name, attribute=ALL, metric=RATIO_METRICS)
             pdf.paragraph("Holdout quality (all evaluated users, 95% CI):", style="B", size=9)
             pdf.data_table(("Metric", "Value [95% CI]", "Users"),
                            [(metric_label(r.metric, self.k), _ci(r.value, r.ci_low, r.ci_high), int(r.n_users))
@@ -311,9 +301,9 @@ class _Sections:
 
     def _group_table(self, attribute: str, metrics: tuple[str, ...]) -> None:
         gm = self.audit.group_metrics
-        rows = gm[(gm["attribute"] == attribute) & gm["metric"].isin(metrics)]
-        present = [m for m in metrics if (rows["metric"] == m).any()]
-        wide = rows.pivot_table(index=["model", "group", "n_users", "flagged"], columns="metric",
+        chosen = select_rows(gm, attribute=attribute, metric=metrics)
+        present = [m for m in metrics if (chosen["metric"] == m).any()]
+        wide = chosen.pivot_table(index=["model", "group", "n_users", "flagged"], columns="metric",
                                 values=["value", "ci_low", "ci_high"], sort=False, aggfunc="first")
         body = []
         for (model, group, n, flagged), row in wide.iterrows():
@@ -327,20 +317,20 @@ class _Sections:
         pdf, audit = self.pdf, self.audit
         pdf.heading("Results")
         pdf.paragraph("Each cell gives the group mean and its 95% bootstrap CI. Groups marked (small) are below "
-                      f"{audit.min_group_size} users and not tested.")
+                      f"{self.config.min_group_size} users and not tested.")
         for attribute in audit.attributes:
             pdf.heading(f"Accuracy by {attribute}", level=1)
             self._group_table(attribute, RATIO_METRICS)
             self.chart(lambda a=attribute: plots.group_metric_chart(
-                audit.group_metrics, metric="ndcg", attribute=a, k=self.k, min_group_size=audit.min_group_size))
+                audit.group_metrics, metric="ndcg", attribute=a, k=self.k, min_group_size=self.config.min_group_size))
         gaps = audit.gaps
         for name in audit.models:
             pdf.heading(f"Gaps vs the rest of users: {name}", level=1)
-            rows = gaps[(gaps["model"] == name) & (gaps["reference"] == "rest") & gaps["metric"].isin(GAP_TABLE_METRICS)]
+            tested = select_rows(gaps, model=name, reference="rest", metric=GAP_TABLE_METRICS)
             pdf.data_table(("Attribute", "Group", "Metric", "Difference [95% CI]", "Ratio", "BH p", "Significant"),
                            [(r.attribute, r.group, metric_label(r.metric, self.k), _ci(r.difference, r.ci_low, r.ci_high),
                              fmt(r.ratio), f"{r.p_adjusted:.3g}", "yes" if r.p_adjusted < self.thresholds.alpha else "no")
-                            for r in rows.itertuples()], widths=(20, 18, 16, 28, 10, 10, 12), size=7)
+                            for r in tested.itertuples()], widths=(20, 18, 16, 28, 10, 10, 12), size=7)
             self.chart(lambda n=name: plots.gap_forest_chart(gaps, metric="ndcg", model=n, alpha=self.thresholds.alpha,
                                                              k=self.k))
         self.exposure()
@@ -362,16 +352,16 @@ class _Sections:
             pdf.data_table(("Model", "Catalogue metric", "Value"),
                            [(r.model, metric_label(r.metric, self.k), fmt(r.value)) for r in catalogue.itertuples()],
                            widths=(25, 45, 20), size=8)
-        overall = ie[ie["user_attribute"] == "all"]
+        overall = select_rows(ie, user_attribute=ALL)
         for name in audit.models:
             pdf.heading(f"Exposure of item groups: {name}", level=1)
-            rows = overall[overall["model"] == name]
+            shown = select_rows(overall, model=name)
             pdf.data_table(("Item attribute", "Item group", "Browsing", "Exposure", "Catalogue", "Relevance",
                             "Exposure - catalogue"),
                            [(r.item_attribute, r.item_group, r.browsing, fmt(r.exposure_share), fmt(r.catalogue_share),
                              fmt(r.relevance_share), fmt(r.exposure_share - r.catalogue_share))
-                            for r in rows.itertuples()], widths=(20, 20, 12, 13, 13, 13, 15), size=7.5)
-            item_attributes = list(dict.fromkeys(rows["item_attribute"]))
+                            for r in shown.itertuples()], widths=(20, 20, 12, 13, 13, 13, 15), size=7.5)
+            item_attributes = list(dict.fromkeys(shown["item_attribute"]))
             for item_attribute in item_attributes:
                 self.chart(lambda n=name, i=item_attribute: plots.exposure_share_chart(ie, item_attribute=i, model=n,
                                                                                        k=self.k))
@@ -379,7 +369,7 @@ class _Sections:
             if not item_attributes or by_user.empty:
                 continue
             first = item_attributes[0]
-            shares = by_user[by_user["item_attribute"] == first]
+            shares = select_rows(by_user, item_attribute=first)
             shares = shares[shares["browsing"] == sorted(shares["browsing"].unique())[0]]
             wide = shares.pivot_table(index=["user_attribute", "user_group"], columns="item_group",
                                       values="exposure_share", sort=False, aggfunc="first")
@@ -428,26 +418,36 @@ class _Sections:
                 self.chart(lambda p=part: plots.shap_bar_chart(p, top=SHAP_TOP, k=self.k))
 
     def comparison(self) -> None:
+        """The folder's stored comparison (``comparison.csv``, ``verdicts.csv``); never recomputed here."""
         pdf, audit = self.pdf, self.audit
         pdf.heading("Model comparison")
-        base = audit.models[0]
+        table = audit.comparison
+        if table is None:
+            pdf.paragraph(NO_COMPARISON, style="I", size=9)
+        else:
+            self._comparison_tables(table)
+        for attribute in (a for a in audit.attributes if "*" not in a):
+            self.chart(lambda a=attribute: plots.tradeoff_chart(audit.group_metrics, audit.gaps, metric="ndcg",
+                                                                attribute=a, k=self.k))
+
+    def _comparison_tables(self, table: pd.DataFrame) -> None:
+        pdf, audit = self.pdf, self.audit
+        base = str(table["model_a"].iloc[0]) if len(table) else audit.models[0]
         pdf.paragraph(f"Each model against the baseline {base} on the same users: paired-bootstrap differences "
                       "(B - A; the same resampled users for both models) of the overall metrics, and of each "
                       "group's gap vs the rest of users.")
-        table = self.comparisons
-        overall = table[(table["attribute"] == ALL) & (table["quantity"] == "value")
-                        & table["metric"].isin(RATIO_METRICS + DIVERSITY)]
+        overall = select_rows(table, attribute=ALL, quantity="value", metric=RATIO_METRICS + DIVERSITY)
         pdf.data_table(("A", "B", "Metric", "A", "B", "B - A [95% CI]"),
                        [(r.model_a, r.model_b, metric_label(r.metric, self.k), fmt(r.a), fmt(r.b),
                          _ci(r.difference, r.ci_low, r.ci_high)) for r in overall.itertuples()],
                        widths=(16, 16, 28, 12, 12, 30), size=7.5)
         pdf.heading("Gap changes per group", level=1)
-        missing = [a for a in audit.attributes if a not in self.groups]
+        missing = [a for a in audit.attributes if a not in set(table["attribute"])]
         if missing:
             pdf.paragraph(f"No per-group comparison for {', '.join(missing)}: user_metrics.parquet lacks the user "
                           "attribute columns (audit written before they were stored); run `python -m fairaudit "
                           "compare` with --data.", style="I", size=9)
-        changes = table[(table["quantity"] == "directed_gap") & table["metric"].isin(GAP_TABLE_METRICS)]
+        changes = select_rows(table, quantity="directed_gap", metric=GAP_TABLE_METRICS)
         if not changes.empty:
             pdf.paragraph("Per tested group: |gap| = |group mean - rest mean| under A, B's gap measured on the same "
                           "side (negative: B reverses it), and the change B - A with its paired-bootstrap 95% CI "
@@ -459,14 +459,12 @@ class _Sections:
                              _ci(r.difference, r.ci_low, r.ci_high),
                              _gap_change_word(r.b, r.ci_low, r.ci_high))
                             for r in changes.itertuples()], widths=(15, 20, 20, 15, 11, 11, 27, 16), size=7)
-            pdf.paragraph("Gap verdicts (the largest gap of each attribute):", style="B", size=9)
-            pdf.bullets(verdicts(table[table["metric"].isin(GAP_TABLE_METRICS)], k=self.k)["verdict"].tolist(), size=9)
-        for attribute in (a for a in audit.attributes if "*" not in a):
-            self.chart(lambda a=attribute: plots.tradeoff_chart(audit.group_metrics, audit.gaps, metric="ndcg",
-                                                                attribute=a, k=self.k))
+            if audit.verdicts is not None:
+                pdf.paragraph("Gap verdicts (the largest gap of each attribute):", style="B", size=9)
+                pdf.bullets(select_rows(audit.verdicts, metric=GAP_TABLE_METRICS)["verdict"].tolist(), size=9)
 
     def methodology(self) -> None:
-        pdf, audit, config = self.pdf, self.audit, self.audit.config
+        pdf, config = self.pdf, self.recorded
         rounds, seed = config.get("bootstrap_rounds", "not recorded"), config.get("seed", "not recorded")
         pdf.heading("Methodology and limitations")
         pdf.heading("Metric definitions", level=1)
@@ -489,7 +487,7 @@ class _Sections:
             "reference), p = (1 + #extreme) / (1 + rounds).",
             f"Multiple testing: Benjamini-Hochberg adjustment {_FDR_FAMILIES.get(config.get('fdr_family'), _FDR_UNKNOWN)}; "
             f"a gap is significant when the adjusted p < {self.thresholds.alpha:g}.",
-            f"Groups with fewer than {audit.min_group_size} users are reported but not tested.",
+            f"Groups with fewer than {self.config.min_group_size} users are reported but not tested.",
             "Model comparison: paired bootstrap - the same resampled users for both models - of differences (B - A), "
             "overall and per group; gap changes resample each group and its rest separately (fairaudit.compare).",
         ], size=9)
@@ -508,7 +506,7 @@ class _Sections:
         pdf.heading("Appendix")
         self.all_checks()
         pdf.heading("Full configuration", level=1)
-        pdf.monospace(json.dumps(audit.config, indent=2, sort_keys=True, default=str))
+        pdf.monospace(json.dumps(self.recorded, indent=2, sort_keys=True, default=str))
         pdf.heading("Software versions", level=1)
         recorded = audit.meta.get("versions") or {}
         rows = [(f"audit: {name}", version) for name, version in sorted(recorded.items())]

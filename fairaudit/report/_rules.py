@@ -8,12 +8,13 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from fairaudit.metrics import metric_label
+from fairaudit.metrics import METRICS, metric_label
 
 Status = Literal["pass", "attention", "fail"]
 STATUSES: tuple[str, ...] = ("pass", "attention", "fail")
-#: Per-user metrics where higher is better and a group/reference ratio is meaningful (four-fifths rule).
-RATIO_METRICS = ("ndcg", "recall", "precision", "hit_rate", "mrr")
+#: Per-user metrics where higher is better and a group/reference ratio is meaningful (four-fifths rule):
+#: the registry's higher-is-better accuracy metrics.
+RATIO_METRICS = METRICS.names(level="user", family="accuracy", higher_is_better=True)
 
 _BAD_THRESHOLD = "Threshold {0}={1!r} is out of range; expected {2}"
 _UNKNOWN_THRESHOLD = "Unknown threshold(s) {0}; expected some of {1}"
