@@ -7,6 +7,7 @@ out its tables: Chromium works in its own process, so on two cores export and la
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from types import TracebackType
 from typing import Sequence
@@ -15,6 +16,10 @@ import plotly.graph_objects as go
 
 #: Pixel size of exported charts (drawn at the text width of the page).
 WIDTH, HEIGHT_DEFAULT, SCALE = 900, 450, 1.0
+#: How long one chart's export is retried before the report gives up on charts. On a busy machine
+#: Chromium can answer before kaleido's page script has loaded ("kaleido_scopes is not defined");
+#: a retry a moment later succeeds, so a slow machine gets the same PDF as a quiet one.
+EXPORT_RETRY_S = 60.0
 
 # Reports built at the same time (two dashboard sessions) share one kaleido server: the last one
 # out stops it, and only if a report started it.
@@ -73,15 +78,22 @@ class ChartRenderer:
             self._ready[index].set()
 
     def _export(self, fig: go.Figure) -> bytes | None:
+        """One chart's PNG, retried with back-off for up to :data:`EXPORT_RETRY_S` seconds; ``None``
+        (and :attr:`error` set, so later charts are skipped) when it still fails."""
         height = int(fig.layout.height or HEIGHT_DEFAULT)
         width = int(fig.layout.width or WIDTH)
-        try:
-            with _EXPORT_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return fig.to_image(format="png", width=width, height=height, scale=SCALE)
-        except Exception as err:  # noqa: BLE001 - kaleido raises many types; the report notes it and goes on
-            self.error = f"static chart export failed ({type(err).__name__}: {err})"
-            return None
+        deadline, pause = time.monotonic() + EXPORT_RETRY_S, 0.25
+        while True:
+            try:
+                with _EXPORT_LOCK, warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return fig.to_image(format="png", width=width, height=height, scale=SCALE)
+            except Exception as err:  # noqa: BLE001 - kaleido raises many types; the report notes it and goes on
+                if self.error is not None or time.monotonic() + pause > deadline:
+                    self.error = self.error or f"static chart export failed ({type(err).__name__}: {err})"
+                    return None
+                time.sleep(pause)
+                pause = min(2 * pause, 4.0)
 
     def png(self, index: int) -> bytes | None:
         """PNG bytes of figure ``index`` (waits until it is rendered), or ``None``."""
