@@ -18,7 +18,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from fairaudit.audit import ALL, LOWER_IS_BETTER, TABLES, AuditConfig, AuditResult, attribute_groups, plain_attributes
+from fairaudit.audit import (
+    ALL, LOWER_IS_BETTER, TABLES, AuditConfig, AuditResult, attribute_groups, audit_split, plain_attributes,
+    train_derived_users,
+)
 from fairaudit.metrics import bootstrap_sums, metric_label
 from fairaudit.metrics._stats import seeded_rng
 
@@ -289,7 +292,11 @@ def _provenance(audit: AuditResult) -> tuple[object, object]:
 
 
 def load_users(data_path: str | Path, audit_dir: str | Path) -> pd.DataFrame:
-    """The users table of the dataset at ``data_path``, refused unless it is the data ``audit_dir`` audited."""
+    """The users table of the dataset at ``data_path``, refused unless it is the data ``audit_dir`` audited.
+
+    Interaction-derived attributes (``activity``) are recomputed from the audit's training split, as the
+    audit grouped users (:func:`fairaudit.audit.train_derived_users`).
+    """
     from fairaudit.data import load_dataset
 
     audit = AuditResult.read(audit_dir)
@@ -297,7 +304,8 @@ def load_users(data_path: str | Path, audit_dir: str | Path) -> pd.DataFrame:
     expected = _provenance(audit)[0]
     if dataset.fingerprint() != expected:
         raise ValueError(_OTHER_DATASET.format(data_path, dataset.fingerprint(), audit_dir, expected))
-    return dataset.users
+    split = audit_split(dataset, audit.config)
+    return dataset.users if split is None else train_derived_users(dataset, split)[0]
 
 
 def compare_audits(

@@ -21,15 +21,16 @@ from fairaudit.audit import (
     AuditConfig,
     AuditResult,
     common_split,
+    is_audit_folder,
     plain_attributes,
     run_audit,
     write_audit,
 )
 from fairaudit.compare import add_comparison
-from fairaudit.data import Dataset, Split, load_dataset, load_sample, load_tables
+from fairaudit.data import Dataset, Split, check_folder_target, load_dataset, load_sample, load_tables
 from fairaudit.explain import DEFAULT_PROBE_USERS, explain_audit
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import RERANK_KINDS, Recommender, model_kinds
+from fairaudit.models import RERANK_KINDS, Recommender, model_kinds, resolve_device
 
 SourceKind = Literal["sample", "folder", "files"]
 #: Kinds of :class:`DataSource`: the bundled sample, a folder or file (``load_dataset``), uploaded tables.
@@ -42,6 +43,7 @@ HOLDOUT_LABEL = "mean over test users"
 _BAD_KIND = "Data source kind '{0}' is unknown; expected one of {1}"
 _NO_PATH = "Data source '{0}' records no {1} (written without paths); give the data again, e.g. --data PATH"
 _BAD_ROLE = "Uploaded table role '{0}' is unknown; expected some of {1} (interactions is required)"
+_BAD_DEVICE = "'{0}' is not an available device; expected one of {1}"
 
 
 def _pairs(value: Mapping[str, str] | tuple | None) -> tuple[tuple[str, str], ...]:
@@ -212,6 +214,7 @@ def audit_models(
     *,
     explain: ExplainOptions | int | bool | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     baseline: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AuditResult:
@@ -237,7 +240,9 @@ def audit_models(
     explain : ExplainOptions, int, bool or None
         Add SHAP gap drivers and counterfactual probes (an int: users probed per model and attribute).
     out : str or Path, optional
-        Audit folder to write.
+        Audit folder to write (atomically, under a lock; see :meth:`~fairaudit.audit.AuditResult.write`).
+    overwrite : bool
+        Replace an existing audit folder ``out`` (refused otherwise).
     baseline : str, optional
         Model the others are compared with (default: the first).
     progress : callable, optional
@@ -262,6 +267,8 @@ def audit_models(
     """
     options = explain_options(explain)
     say = progress or (lambda _line: None)
+    if out is not None:  # refuse an output it may not write before the work, not after it
+        check_folder_target(out, overwrite=overwrite, is_ours=is_audit_folder, kind="audit folder")
     split = common_split(dataset, models)
     result = run_audit(dataset, split, models, config, progress=progress)
     if len(models) >= 2:
@@ -272,7 +279,7 @@ def audit_models(
         attributes = explanation_attributes(result.config.attributes, dataset)
         result = explain_audit(result, dataset, models, attributes=attributes, probe_users=options.probe_users)
     if out is not None:
-        write_audit(result, out)
+        write_audit(result, out, overwrite=overwrite)
     return result
 
 
@@ -283,6 +290,43 @@ def trainable_kinds() -> tuple[str, ...]:
     True
     """
     return tuple(kind for kind in model_kinds() if kind not in RERANK_KINDS)
+
+
+def available_devices() -> tuple[str, ...]:
+    """Device names a model can train on here: ``auto``, ``cpu``, and ``cuda``/``cuda:N``/``mps`` when present.
+
+    >>> available_devices()[:2]
+    ('auto', 'cpu')
+    """
+    import torch
+
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return tuple(devices)
+
+
+def check_device(device: str) -> str:
+    """``device`` unchanged when a model can run on it here; else ``ValueError`` naming the available ones.
+
+    >>> check_device("cpu")
+    'cpu'
+    >>> check_device("banana")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'banana' is not an available device; expected one of ('auto', 'cpu'...)
+    """
+    available = available_devices()
+    try:
+        resolved = resolve_device(device) if isinstance(device, str) else None
+    except (RuntimeError, ValueError, TypeError):
+        resolved = None
+    if resolved is None or (device not in available and str(resolved) not in available):
+        raise ValueError(_BAD_DEVICE.format(device, available))
+    return device
 
 
 def holdout_quality(model: Recommender, split: Split, *, k: int = 10) -> pd.Series:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +48,29 @@ NO_ATTRIBUTES = (
     "This dataset has no user attributes (its users table has only user_id), so there are no groups to "
     "audit by. Upload a users table with columns such as gender, age or zip on the **Data** page."
 )
+
+
+#: Every ASCII punctuation character: each may start markdown, HTML, a link, LaTeX (``$``) or a
+#: Streamlit directive (``:red[...]``, ``:emoji:``); a backslash before it makes it literal.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md(text: object) -> str:
+    r"""``text`` (a group, attribute, model or file name, an error message) escaped to show literally in markdown.
+
+    Use it for every data-derived string put into ``st.markdown``, ``st.caption``, ``st.error``,
+    ``st.warning``, ``st.info``, ``st.success``, ``st.subheader`` or a widget label: each ASCII
+    punctuation character gets a backslash (so no link, image, emphasis, heading, list, HTML tag,
+    LaTeX or ``:colour[...]`` directive can form, and bare URLs are not linked), and line breaks
+    become hard breaks so multi-line messages keep their lines.
+
+    >>> md("[click](http://evil.example)")
+    '\\[click\\]\\(http\\:\\/\\/evil\\.example\\)'
+    >>> md("a\nb")
+    'a  \nb'
+    """
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    return "  \n".join(escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
 def init_state() -> None:
@@ -152,7 +176,7 @@ def current_dataset() -> Dataset | None:
     try:
         return dataset_from_source(current_source())
     except USER_ERRORS as err:
-        st.error(f"Could not load **{label}**:\n\n{err}\n\nFix the file and upload it again on the **Data** page.")
+        st.error(f"Could not load **{md(label)}**:\n\n{md(err)}\n\nFix the file and upload it again on the **Data** page.")
     return None
 
 
@@ -187,8 +211,9 @@ def _config(path: str | Path) -> dict:
 
 
 def weights_checksum(path: str | Path) -> str:
-    """Checksum recorded in the folder's ``config.json`` (the cache key of a loaded model)."""
-    return str(_config(path).get("weights_sha256", ""))
+    """Checksums recorded in the folder's ``config.json``, weights and config (the cache key of a loaded model)."""
+    config = _config(path)
+    return f"{config.get('weights_sha256', '')}-{config.get('config_sha256', '')}"
 
 
 def model_at(path: str | Path, dataset: Dataset) -> Recommender:
@@ -235,7 +260,7 @@ def selected_model(dataset: Dataset) -> tuple[str, Recommender] | None:
     try:
         return label, model_at(models[label], dataset)
     except USER_ERRORS as err:
-        st.error(f"Could not load model **{label}**:\n\n{err}")
+        st.error(f"Could not load model **{md(label)}**:\n\n{md(err)}")
         return None
 
 
@@ -246,7 +271,7 @@ def user_errors(what: str) -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as err:
-        st.error(f"{what} failed:\n\n{err}")
+        st.error(f"{what} failed:\n\n{md(err)}")
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

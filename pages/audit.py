@@ -42,7 +42,7 @@ with st.expander("Audit settings"):
 try:
     result = S.audit_models(dataset, [label])
 except S.USER_ERRORS as err:
-    st.error(f"The audit could not run: {err}")
+    st.error(f"The audit could not run: {S.md(err)}")
     st.stop()
 
 gm, gaps, exposure = result.group_metrics, result.gaps, result.item_exposure
@@ -52,8 +52,8 @@ sliced_gaps = result.rows("gaps", model=label, attribute=attributes, reference="
 significant = sliced_gaps[sliced_gaps["p_adjusted"] < alpha]
 
 st.caption(
-    f"Model **{label}** · {result.meta['n_evaluated_users'][label]:,} test users · K = {k} · "
-    f"{result.config.bootstrap_rounds} bootstrap rounds · audit id `{result.meta['audit_id']}`"
+    f"Model **{S.md(label)}** · {result.meta['n_evaluated_users'][label]:,} test users · K = {k} · "
+    f"{result.config.bootstrap_rounds} bootstrap rounds · audit id {S.md(result.meta['audit_id'])}"
 )
 headline = METRICS.names(headline=True)
 cards = st.columns(len(headline) + 1)
@@ -67,13 +67,13 @@ cards[-1].metric("Significant gaps vs rest", f"{len(significant)} of {len(sliced
 flagged = result.rows("group_metrics", model=label, attribute=attributes, flagged=True)
 flagged = flagged[["attribute", "group", "n_users"]].drop_duplicates()
 if not flagged.empty:
-    names = ", ".join(f"{r.attribute}={r.group} (n={r.n_users})" for r in flagged.itertuples())
+    names = ", ".join(S.md(f"{r.attribute}={r.group} (n={r.n_users})") for r in flagged.itertuples())
     st.warning(f"Small groups (under {result.config.min_group_size} users), not gap-tested and drawn grey: {names}")
 sentences = largest_gap_sentences(gm, sliced_gaps, k=k, top=3, alpha=alpha)
 if sentences:
-    st.markdown("**Largest accuracy gaps**\n" + "\n".join(f"- {s}" for s in sentences))
+    st.markdown("**Largest accuracy gaps**\n" + "\n".join(f"- {S.md(s)}" for s in sentences))
 for note in result.meta.get("notes", []):
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {S.md(note)}")
 st.caption("Download any chart as PNG with the camera icon in its top-right toolbar; "
            "each chart's data has a CSV button.")
 

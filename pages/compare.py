@@ -58,7 +58,7 @@ def comparison_section(dataset: Dataset) -> None:
     try:
         result = S.audit_models(dataset, chosen)
     except S.USER_ERRORS as err:
-        st.error(f"These models cannot be compared: {err}\n\n"
+        st.error(f"These models cannot be compared: {S.md(err)}\n\n"
                  "Compare models trained on this dataset with the same split.")
         return
     result = compared(result.meta["audit_id"], baseline, result)
@@ -70,7 +70,7 @@ def comparison_section(dataset: Dataset) -> None:
     st.subheader("Verdicts")
     verdict = select_rows(result.verdicts, attribute=attributes, metric=metric)
     for sentence in verdict["verdict"]:
-        st.markdown(f"- {sentence}")
+        st.markdown(f"- {S.md(sentence)}")
     st.dataframe(verdict, hide_index=True)
     st.download_button("Verdicts as CSV", S.csv_bytes(verdict), "verdicts.csv", mime="text/csv", key="csv_verdicts")
 
@@ -79,7 +79,7 @@ def comparison_section(dataset: Dataset) -> None:
         rows_gm = result.rows("group_metrics", attribute=[ALL, attribute])
         rows_gaps = result.rows("gaps", attribute=attribute)
         if rows_gaps.empty:
-            st.info(f"No tested gaps for {attribute} (all of its groups are small).")
+            st.info(f"No tested gaps for {S.md(attribute)} (all of its groups are small).")
             continue
         fig = plots.tradeoff_chart(rows_gm, rows_gaps, metric=metric, attribute=attribute, k=k)
         S.chart(fig, select_rows(rows_gaps, metric=metric), f"tradeoff_{metric}_{attribute}",
@@ -91,7 +91,7 @@ def comparison_section(dataset: Dataset) -> None:
     st.dataframe(overall[["model_a", "model_b", "metric", "n_users", "a", "b", "difference", "ci_low",
                           "ci_high", "significant"]], hide_index=True)
     sliced = select_rows(table, attribute=attributes, metric=metric)
-    st.markdown(f"**By group ({', '.join(attributes)}), {plots.metric_label(metric, k)}**")
+    st.markdown(f"**By group ({S.md(', '.join(attributes))}), {S.md(plots.metric_label(metric, k))}**")
     st.dataframe(sliced, hide_index=True)
     st.download_button("All paired differences as CSV", S.csv_bytes(table), "paired_differences.csv",
                        mime="text/csv", key="csv_paired")
@@ -106,7 +106,8 @@ BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{
 def sweep(data_fp: str, model_path: str, weights_sha: str, request_json: str, out: str,
           _dataset: Dataset, _split: Split, _model: Recommender) -> pd.DataFrame:
     """One mitigation over a grid of strengths (cached per data, base model and request); point models go to ``out``."""
-    return run_sweep(_dataset, _split, model=_model, out=out, **json.loads(request_json))
+    # The workspace's own folder for this request: re-running it (e.g. after a restart) replaces it.
+    return run_sweep(_dataset, _split, model=_model, out=out, overwrite=True, **json.loads(request_json))
 
 
 def sweep_section(dataset: Dataset) -> None:
@@ -124,7 +125,7 @@ def sweep_section(dataset: Dataset) -> None:
     mitigation = st.selectbox("Mitigation", MITIGATIONS, key="sweep_mitigation")
     if mitigation in TRAINING_MITIGATIONS and base.kind != "llm":
         st.info(f"'{mitigation}' is a training term of the LLM recommender: select an **llm** model in the sidebar "
-                f"(train one on the **Model** page) to sweep it. The sidebar's model **{label}** is a {base.kind} "
+                f"(train one on the **Model** page) to sweep it. The sidebar's model **{S.md(label)}** is a {base.kind} "
                 "model; the re-rankers (rerank_*) work on any model.")
         return
     template_params = {}
@@ -133,7 +134,7 @@ def sweep_section(dataset: Dataset) -> None:
                        help="Every point, λ = 0 included, re-trains the sidebar model's settings with mean pooling."):
             template_params = {"pooling": "mean"}
         else:
-            st.warning(f"**{label}** pools histories with `sqrt`, which writes history length into every user "
+            st.warning(f"**{S.md(label)}** pools histories with `sqrt`, which writes history length into every user "
                        "vector: an adversary cannot fully remove an attribute that goes with activity.")
     cols = st.columns(4)
     default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
@@ -148,7 +149,7 @@ def sweep_section(dataset: Dataset) -> None:
     try:
         strengths = sorted({float(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        st.error(BAD_STRENGTHS.format(default, text))
+        st.error(S.md(BAD_STRENGTHS.format(default, text)))
         return
     if attribute is None or item_attribute is None:
         st.info("The sweep needs a user attribute and an item attribute; upload users and items tables on the "
@@ -162,14 +163,14 @@ def sweep_section(dataset: Dataset) -> None:
     if st.button("Run sweep", type="primary", key="run_sweep"):
         ss["sweep_key"] = key
     if ss.get("sweep_key") != key:
-        st.caption(f"{len(strengths)} strengths on **{label}**: each is fitted and audited "
+        st.caption(f"{len(strengths)} strengths on **{S.md(label)}**: each is fitted and audited "
                    f"({request['rounds']} bootstrap rounds).")
         return
     out = S.workspace().sweep_dir(mitigation, key[0], {"model": path, "weights": key[2], **request})
     try:
         frame = sweep(*key, str(out), dataset, S.split_for(dataset), base)
     except S.USER_ERRORS as err:
-        st.error(f"The sweep failed: {err}")
+        st.error(f"The sweep failed: {S.md(err)}")
         return
     S.chart(plots.pareto_chart(frame, k=request["k"]), frame, f"sweep_{mitigation}", key="sweep")
     st.dataframe(frame, hide_index=True)
@@ -182,7 +183,7 @@ def sweep_section(dataset: Dataset) -> None:
         row = select_rows(frame, model=point).iloc[0]
         with S.user_errors("Saving the point"):
             saved = S.workspace().save_candidate(out / row["model_dir"])
-            ss["sweep_message"] = (f"Saved **{point}** as candidate model **{S.model_label(saved)}**: pick it in "
+            ss["sweep_message"] = (f"Saved **{S.md(point)}** as candidate model **{S.md(S.model_label(saved))}**: pick it in "
                                    "the sidebar or under *Models to compare*.")
             st.rerun()
     if "sweep_message" in ss:

@@ -32,14 +32,16 @@ def show_validation(dataset) -> None:
     title = f"Validation report: {len(dataset.warnings)} warning(s) — repaired while loading"
     with st.expander(title, expanded=True):
         for issue in dataset.warnings:
-            st.warning(str(issue))
+            st.warning(S.md(issue))
 
 
 def show_profile(dataset) -> None:
     st.subheader("Profile by group")
     st.caption(
         "Groups that interact less, or mostly with popular items, usually get worse recommendations; "
-        f"groups under {S.MIN_GROUP_SIZE} users are marked small and their figures are unreliable."
+        f"groups under {S.MIN_GROUP_SIZE} users are marked small and their figures are unreliable. "
+        "Activity levels and popularity tiers here count all interactions (no split exists yet); "
+        "an audit recomputes them from the training interactions only."
     )
     attributes = S.attribute_choices(dataset)
     if not attributes:
@@ -49,7 +51,7 @@ def show_profile(dataset) -> None:
     table = profile_by_group(dataset, attribute, min_group_size=S.MIN_GROUP_SIZE)
     small = table.loc[table["small"], "group"].tolist()
     if small:
-        st.warning(f"Small groups (under {S.MIN_GROUP_SIZE} users): {', '.join(map(str, small))}.")
+        st.warning(f"Small groups (under {S.MIN_GROUP_SIZE} users): {S.md(', '.join(map(str, small)))}.")
     st.dataframe(
         table.rename(columns={"small": f"small (<{S.MIN_GROUP_SIZE})"}),
         hide_index=True,
@@ -75,7 +77,7 @@ def mapping_editor(paths: dict[str, str]) -> dict[str, str]:
             try:
                 columns = read_columns(path)
             except (ValueError, OSError, UnicodeDecodeError) as err:
-                st.error(f"{role}: cannot read the header of this file ({err}); upload a CSV, TSV or Parquet file.")
+                st.error(f"{role}: cannot read the header of this file ({S.md(err)}); upload a CSV, TSV or Parquet file.")
                 continue
             detected = apply_mapping(pd.DataFrame(columns=columns)).columns.tolist()
             st.markdown(f"**{role}**")
@@ -83,7 +85,7 @@ def mapping_editor(paths: dict[str, str]) -> dict[str, str]:
             for i, (column, guess) in enumerate(zip(columns, detected)):
                 options = [KEEP, *TARGETS]
                 index = options.index(guess) if guess in TARGETS and guess != column else 0
-                choice = grid[i % len(grid)].selectbox(column, options, index=index, key=f"map_{role}_{column}")
+                choice = grid[i % len(grid)].selectbox(S.md(column), options, index=index, key=f"map_{role}_{column}")
                 if choice != KEEP and choice != column:
                     mapping[column] = choice
     return mapping
@@ -94,10 +96,11 @@ def add_dataset(label: str, source: DataSource) -> None:
     try:
         S.dataset_from_source(source)
     except DataError as err:
-        st.error(f"**{label}** cannot be loaded. Fix these problems in the file and upload it again:\n\n{err}")
+        st.error(f"**{S.md(label)}** cannot be loaded. Fix these problems in the file and upload it again:\n\n"
+                 f"{S.md(err)}")
         return
     except (ValueError, OSError) as err:
-        st.error(f"**{label}** cannot be loaded: {err}")
+        st.error(f"**{S.md(label)}** cannot be loaded: {S.md(err)}")
         return
     ss["datasets"][label] = source
     ss["select_dataset"] = label
@@ -137,14 +140,14 @@ def upload_zip() -> None:
         try:
             folder = S.workspace().extract_zip(ss["session_id"], upload.name, upload.getvalue())
         except ValueError as err:
-            st.error(str(err))
+            st.error(S.md(err))
             return
         add_dataset(f"upload · {upload.name}", DataSource("folder", path=str(folder), name=upload.name))
 
 
 dataset = S.current_dataset()
 if dataset is not None:
-    st.subheader(f"Current dataset: {ss.get('dataset', S.SAMPLE_LABEL)}")
+    st.subheader(f"Current dataset: {S.md(ss.get('dataset', S.SAMPLE_LABEL))}")
     size = dataset.summary()
     cols = st.columns(4)
     cols[0].metric("Users", f"{size['n_users']:,}")

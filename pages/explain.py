@@ -49,8 +49,9 @@ def user_tab() -> None:
     groups = attribute_groups(dataset.users, attribute)
     group = cols[1].selectbox("Group", sorted(groups.unique()), key="explain_group")
     members = groups.index[groups == group]
-    user_id = st.selectbox(f"User ({len(members):,} in {attribute} = {group})", members.tolist(), key="explain_user")
-    st.caption(" · ".join(f"{c}: {v}" for c, v in dataset.users.set_index("user_id").loc[user_id].items()))
+    user_id = st.selectbox(f"User ({len(members):,} in {S.md(attribute)} = {S.md(group)})", members.tolist(),
+                           key="explain_user")
+    st.caption(" · ".join(S.md(f"{c}: {v}") for c, v in dataset.users.set_index("user_id").loc[user_id].items()))
 
     history = split.train.loc[split.train["user_id"] == user_id, ["item_id"]]
     history = history.assign(title=history["item_id"].map(titles))
@@ -72,7 +73,7 @@ def user_tab() -> None:
             try:
                 frame = local_explanation(model, dataset, model_key, user_id, item_id)
             except S.USER_ERRORS as err:
-                st.error(f"The explanation failed: {err}")
+                st.error(f"The explanation failed: {S.md(err)}")
             else:
                 top = frame.head(15)
                 players = [f"{i + 1}. {kind}: {value}" for i, (kind, value) in
@@ -96,7 +97,7 @@ def drivers_tab() -> None:
     try:
         result = S.audit_models(dataset, [label])
     except S.USER_ERRORS as err:
-        st.error(f"The audit could not run: {err}")
+        st.error(f"The audit could not run: {S.md(err)}")
         return
     per_user = result.user_metrics[result.user_metrics["model"] == label].set_index("user_id")
     metric = st.selectbox("Per-user metric", [m for m in ACCURACY_METRICS if m in per_user],

@@ -69,10 +69,11 @@ def param_inputs(kind: str) -> dict:
 def start_training(kind: str, params: dict) -> None:
     fingerprint = S.current_fingerprint()
     out_dir = S.workspace().model_dir(kind, fingerprint, params)
-    if (out_dir / "config.json").is_file():
+    # A folder saved by an earlier FairAudit (no config checksum) cannot be verified: it is re-trained in place.
+    if (out_dir / "config.json").is_file() and "config_sha256" in S._config(out_dir):
         ss["select_model"] = S.model_label(out_dir)
         ss["job_message"] = ("info", f"This configuration was already trained on this data; "
-                                     f"selected the saved model `{out_dir.name}`.")
+                                     f"selected the saved model {S.md(out_dir.name)}.")
         return
     model = create_model(kind, **params)
     ss["job"] = TrainingJob(model, dataset, S.split_for(dataset), out_dir).start()
@@ -103,11 +104,11 @@ def training_progress() -> None:
     ss.pop("job")
     if job.status == "done":
         ss["select_model"] = S.model_label(job.out_dir)
-        ss["job_message"] = ("success", f"Trained and saved `{job.out_dir.name}` in {job.elapsed_s:.1f} s.")
+        ss["job_message"] = ("success", f"Trained and saved {S.md(job.out_dir.name)} in {job.elapsed_s:.1f} s.")
     elif job.status == "cancelled":
-        ss["job_message"] = ("warning", f"Training stopped: {job.error}. Nothing was saved.")
+        ss["job_message"] = ("warning", f"Training stopped: {S.md(job.error)}. Nothing was saved.")
     else:
-        ss["job_message"] = ("error", f"Training failed: {job.error}. Check the parameters and try again.")
+        ss["job_message"] = ("error", f"Training failed: {S.md(job.error)}. Check the parameters and try again.")
     st.rerun()
 
 
@@ -144,7 +145,7 @@ def load_section() -> None:
         try:
             S.model_at(path, dataset)
         except S.USER_ERRORS as err:
-            st.error(f"{err}\n\nPick a folder written by FairAudit for this dataset "
+            st.error(f"{S.md(err)}\n\nPick a folder written by FairAudit for this dataset "
                      "(Model page or `python -m fairaudit train`).")
             return
         if path not in ss["loaded_models"]:

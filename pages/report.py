@@ -37,17 +37,17 @@ charts = st.checkbox("Include charts (slower: each is rendered by Chromium)", va
 try:
     result = S.audit_models(dataset, chosen)
 except S.USER_ERRORS as err:
-    st.error(f"The audit could not run: {err}")
+    st.error(f"The audit could not run: {S.md(err)}")
     st.stop()
 audit_id = result.meta["audit_id"]
 folder = S.workspace().audit_dir(ss["session_id"], audit_id)
-st.markdown(f"Audit `{audit_id}` · models {', '.join(chosen)} · K = {result.config.k} · "
+st.markdown(f"Audit {S.md(audit_id)} · models {S.md(', '.join(chosen))} · K = {result.config.k} · "
             f"{result.config.bootstrap_rounds} bootstrap rounds")
 
 if st.button("Build the PDF", type="primary", key="build_pdf"):
     with st.spinner("Writing the audit folder (with the models' paired comparison) and the PDF…"), \
             S.user_errors("The report"):
-        result.write(folder)  # with the models' paired comparison: the PDF draws only what the folder holds
+        result.write(folder, overwrite=True)  # this session's own folder; with the models' paired comparison: the PDF draws only what the folder holds
         pdf = build_report(folder, folder / "audit.pdf", organisation=organisation or None, title=title or None,
                            paper=paper, charts=charts)
         ss["report"] = (audit_id, pdf.read_bytes())

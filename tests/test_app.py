@@ -4,6 +4,7 @@ bad uploads, column mapping, private sessions, cancelling training and small-gro
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -50,8 +51,13 @@ def goto(at: AppTest, page: str) -> AppTest:
     return at
 
 
+#: A backslash escape of ``pages._state.md`` (what the pages write so data shows literally in markdown).
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """What the user reads in these elements: their markdown without ``md``'s escapes and hard breaks."""
+    return [_MD_ESCAPE.sub(r"\1", e.value).replace("  \n", "\n") for e in elements]
 
 
 def train(at: AppTest, kind: str, **params) -> None:

@@ -31,7 +31,7 @@ from tests.conftest import ROOT, make_tiny_dataset
 
 GROUP_COLUMNS = ["model", "attribute", "group", "metric", "value", "ci_low", "ci_high", "n_users", "flagged"]
 GAP_COLUMNS = ["model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
-               "ci_low", "ci_high", "p_value", "p_adjusted", "direction"]  # fmt: skip
+               "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdg"]  # fmt: skip
 EXPOSURE_COLUMNS = ["model", "user_attribute", "user_group", "item_attribute", "item_group", "browsing",
                     "exposure_share", "catalogue_share", "relevance_share"]  # fmt: skip
 TINY_CONFIG = AuditConfig(k=5, bootstrap_rounds=50, min_group_size=5, embedding_diversity=False)
@@ -165,8 +165,14 @@ def test_fdr_family_options(tiny, tiny_audit):
         benjamini_hochberg(per_attribute.loc[gender, "p_value"].to_numpy()), nan_ok=True
     )
     assert not np.allclose(pooled["p_adjusted"].fillna(1), per_attribute["p_adjusted"].fillna(1))
-    with pytest.raises(ValueError, match="Unknown fdr_family 'model'"):
-        run_audit(dataset, split, models, AuditConfig(fdr_family="model"))
+    config = AuditConfig.from_dict({**tiny_audit.meta["config"], "fdr_family": "model"})
+    per_model = run_audit(dataset, split, models, config, item_vectors=_vectors(dataset)).gaps
+    one = (per_model["attribute"] == "gender") & (per_model["model"] == per_model["model"].iloc[0])
+    assert per_model.loc[one, "p_adjusted"].to_numpy() == pytest.approx(
+        benjamini_hochberg(per_model.loc[one, "p_value"].to_numpy()), nan_ok=True
+    )
+    with pytest.raises(ValueError, match="Unknown fdr_family 'user'"):
+        run_audit(dataset, split, models, AuditConfig(fdr_family="user"))
     with pytest.raises(ValueError, match="run_audit needs at least one model"):
         run_audit(dataset, split, {}, TINY_CONFIG)
 
@@ -251,6 +257,52 @@ def test_planted_age_genre_preference_shows_in_exposure_between_user_groups(samp
         others = [g for g in shares.index if effect["groups"].get(g) != genres and g != "unknown"]
         preferred = shares[genres].sum(axis=1)
         assert preferred[band] > preferred[others].max(), (band, preferred.round(3).to_dict())
+
+
+def test_derived_attributes_come_from_training_interactions(sample_audit):
+    """Activity levels and popularity tiers are recomputed from split.train and recorded in audit.json."""
+    from fairaudit.data import activity_level, popularity_tier
+
+    result, _ = sample_audit
+    dataset = load_sample()
+    split = make_split(dataset, "random", seed=0)
+    assert result.meta["derived_attributes"] == {
+        "activity": {"table": "users", "from": "train"}, "popularity_tier": {"table": "items", "from": "train"},
+    }
+    stored = result.user_metrics.drop_duplicates("user_id").set_index("user_id")["activity"]
+    train_levels = activity_level(split.train, pd.Series(stored.index, index=stored.index))
+    assert (stored == train_levels).all()
+    tiers = popularity_tier(split.train, dataset.items["item_id"].astype(str))
+    catalogue = result.item_exposure.query("item_attribute == 'popularity_tier' and user_attribute == 'all'")
+    expected = tiers.value_counts(normalize=True)
+    for row in catalogue.drop_duplicates("item_group").itertuples():
+        assert row.catalogue_share == pytest.approx(expected.get(row.item_group, 0.0))
+
+
+def test_mdg_and_too_small_to_tell(sample_audit):
+    result, _ = sample_audit
+    assert (result.gaps["mdg"] >= 0).all() and (result.gaps["mdg"] > 0).mean() > 0.9  # 0: a constant metric
+    quiet = result.gaps.query("p_adjusted >= 0.05 and abs(difference) < mdg")
+    assert len(quiet) and quiet["direction"].str.contains("too small to tell").all()
+    loud = result.gaps.query("p_adjusted < 0.05")
+    assert not loud["direction"].str.contains("too small to tell").any()
+
+
+def test_movielens_gender_rest_and_best_give_identical_p_values(movielens_100k_path):
+    """Issue 14's case: on MovieLens 100K gender has two groups, so F vs rest is F vs best (M)."""
+    from fairaudit.data import load_dataset
+
+    dataset = load_dataset(movielens_100k_path)
+    split = make_split(dataset, "random", seed=0)
+    model = create_model("popularity").fit(dataset, split)
+    config = AuditConfig(bootstrap_rounds=200, embedding_diversity=False, attributes=("gender",), browsing=("dcg",))
+    gaps = run_audit(dataset, split, {"popularity": model}, config).gaps
+    rest = gaps.query("reference == 'rest'").set_index(["group", "metric"])
+    best = gaps.query("reference == 'best'").set_index(["group", "metric"])
+    assert len(best) == len(rest) // 2 > 0
+    assert (best["p_value"] == rest.loc[best.index, "p_value"]).all()
+    assert (best["p_adjusted"] == rest.loc[best.index, "p_adjusted"]).all()
+    assert np.allclose(best["difference"], rest.loc[best.index, "difference"])
 
 
 def test_null_control_region_is_not_flagged(sample_audit):

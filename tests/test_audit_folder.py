@@ -73,7 +73,7 @@ def test_rewriting_removes_stale_optional_tables(full, tmp_path):
     (folder / "audit.pdf").write_bytes(b"%PDF")  # not an audit table: left alone
     bare = dataclasses.replace(full, probes=None, shap_drivers=None, gap_decomposition=None, explanations=None,
                                comparison=None, verdicts=None)
-    write_audit(bare, folder)  # e.g. a re-audit of another model into the same folder
+    write_audit(bare, folder, overwrite=True)  # e.g. a re-audit of another model into the same folder
     assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES.values(), "audit.pdf"])
     back = read_audit(folder)
     assert all(getattr(back, name) is None for name in OPTIONAL_FILES)

@@ -195,5 +195,5 @@ def test_cli_prints_and_writes_csvs(audit_dir, tmp_path, capsys):
 def test_cli_refuses_mismatched_folders(tmp_path, capsys):
     a = write_audit_folder(tmp_path / "a", n_users=120, models=("llm",))
     b = write_audit_folder(tmp_path / "b", n_users=120, models=("mf",), data_fingerprint="ffff")
-    assert main(["compare", str(a), str(b)]) == 2
+    assert main(["compare", str(a), str(b)]) == 1  # bad input folders (2 is bad usage)
     assert "different data or splits" in capsys.readouterr().err

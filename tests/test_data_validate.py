@@ -142,7 +142,7 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
     good.mkdir(), bad.mkdir()
     assert main(["validate", str(_folder(good))]) == 0
     _folder(bad, interactions="userId,movie,rating\n1,a,x\n")
-    assert main(["validate", str(bad), "--mapping", "movie=item_id"]) == 2
+    assert main(["validate", str(bad), "--mapping", "movie=item_id"]) == 1  # bad data (2 is bad usage)
     out = capsys.readouterr().out
     assert V.UNPARSEABLE_NUMBER.format(column="rating") in out and "row 2: 'x'" in out
     assert "1 error(s)" in out

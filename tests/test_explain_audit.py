@@ -64,7 +64,7 @@ def test_probes_are_added_for_every_model_and_attribute(audited):
 def test_explanations_are_written_as_fields_of_the_audit_folder(audited, tmp_path):
     data, _, models, folder = audited
     copy = shutil.copytree(folder, tmp_path / "audit")
-    write_audit(add_comparison(read_audit(copy)), copy)
+    write_audit(add_comparison(read_audit(copy)), copy, overwrite=True)
     add_explanations_to_audit(copy, data, {"pop": models["pop"]}, attributes=("gender",), probe_users=20)
     audit = read_audit(copy)
     assert audit.comparison is not None  # the rest of the folder is kept

@@ -126,3 +126,43 @@ def test_slice_report_errors():
         SliceReport(frame, groups, rounds=0)
     with pytest.raises(ValueError, match="Unknown gap reference 'worst'"):
         SliceReport(frame, groups, rounds=5).gaps("worst")
+
+
+def test_two_groups_give_identical_rest_and_best_p_values():
+    """With two testable groups, "vs best" is "vs rest": same statistic, same permutations, same p-value."""
+    rng = np.random.default_rng(11)
+    frame, groups = _frame({"F": rng.exponential(1.0, 70), "M": rng.exponential(1.2, 130)})
+    frame["hit_rate"] = (rng.random(len(frame)) < 0.3).astype(float)  # many ties in the permutation null
+    report = SliceReport(frame, groups, rounds=299, seed=2)
+    rest = report.gaps("rest").set_index(["group", "metric"])
+    best = report.gaps("best").set_index(["group", "metric"])
+    assert len(best) == 2
+    for key, row in best.iterrows():
+        assert row["p_value"] == rest.loc[key, "p_value"], key
+        assert row["difference"] == pytest.approx(rest.loc[key, "difference"], abs=1e-12)
+        assert row["mdg"] == pytest.approx(rest.loc[key, "mdg"], rel=1e-9)
+
+
+def test_best_p_value_uses_the_range_of_group_means():
+    rng = np.random.default_rng(5)
+    frame, groups = _frame({g: rng.normal(0, 1, 60) for g in "abcd"})
+    report = SliceReport(frame, groups, rounds=199, seed=1)
+    best = report.gaps("best")
+    null = report._null.sums / report._null.counts
+    spread = null.max(axis=1) - null.min(axis=1)  # (rounds, metrics)
+    for row in best.itertuples():
+        expected = (1 + (spread[:, 0] >= abs(row.difference) * (1 - 1e-12)).sum()) / 200
+        assert row.p_value == pytest.approx(expected)
+    # the worst group's p-value is the smallest, and no vs-best p-value is below its vs-rest one by chance alone
+    assert best.set_index("group")["p_value"].idxmin() == best.set_index("group")["difference"].abs().idxmax()
+
+
+def test_minimum_detectable_gap_shrinks_with_group_size_and_is_powered():
+    rng = np.random.default_rng(3)
+    small, _ = _frame({"a": rng.normal(0, 1, 40), "b": rng.normal(0, 1, 400)})
+    large, _ = _frame({"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)})
+    mdg_small = SliceReport(small, _frame({"a": np.zeros(40), "b": np.zeros(400)})[1], rounds=299).gaps("rest")
+    mdg_large = SliceReport(large, _frame({"a": np.zeros(400), "b": np.zeros(400)})[1], rounds=299).gaps("rest")
+    # normal theory: (z_.975 + z_.8) * sd * sqrt(1/n1 + 1/n2)
+    assert mdg_small["mdg"].iloc[0] == pytest.approx(2.80 * np.sqrt(1 / 40 + 1 / 400), rel=0.15)
+    assert mdg_large["mdg"].iloc[0] == pytest.approx(2.80 * np.sqrt(2 / 400), rel=0.15)

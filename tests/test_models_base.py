@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairaudit.data import Split, random_holdout
-from fairaudit.models import ModelFolderError, create_model, load_model, model_kinds, resolve_device
+from fairaudit.models import ModelFolderError, config_checksum, create_model, load_model, model_kinds, resolve_device
 from fairaudit.models._base import _UNKNOWN_TRAIN_IDS, CONFIG_FILE, WEIGHTS_FILE, _file_sha256, _top_k
 from tests.conftest import make_tiny_dataset
 
@@ -107,6 +107,7 @@ def test_refuses_pickle_even_with_matching_checksum(saved):
     (saved / WEIGHTS_FILE).write_bytes(pickle.dumps({"similarity": np.eye(3)}))
     config = json.loads((saved / CONFIG_FILE).read_text())
     config["weights_sha256"] = _file_sha256(saved / WEIGHTS_FILE)
+    config["config_sha256"] = config_checksum(config)  # the config checksum forged as well
     (saved / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match="is not a safetensors file"):
         load_model(saved)
@@ -127,8 +128,10 @@ def test_refuses_other_data(saved):
     ],
 )
 def test_refuses_bad_config(saved, edit, message):
+    """Each check holds on its own: the config checksum is forged so that only the edit is wrong."""
     config = json.loads((saved / CONFIG_FILE).read_text())
     edit(config)
+    config["config_sha256"] = config_checksum(config)
     (saved / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match=message):
         load_model(saved)

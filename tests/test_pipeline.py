@@ -83,7 +83,7 @@ def test_running_twice_gives_identical_numbers_and_pdf(config_file: Path, tmp_pa
     pdf_first = first.report_pdf.read_bytes()
     meta_first = json.loads((first.audit_dir / "audit.json").read_text())
 
-    second = run_pipeline(RunConfig.from_file(config_file), date=date)
+    second = run_pipeline(RunConfig.from_file(config_file), date=date, overwrite=True)  # same output on purpose
     assert second.reused == ("pop", "knn") and second.trained == ()
     second_dir = second.audit_dir
     pd.testing.assert_frame_equal(pd.read_csv(second_dir / "group_metrics.csv"), metrics_first)

@@ -48,7 +48,7 @@ def squeeze(text: str) -> str:
 @pytest.fixture(scope="session")
 def audit_dir(tmp_path_factory) -> Path:
     folder = write_audit_folder(tmp_path_factory.mktemp("audit"), names=NAMES, models=MODELS)
-    write_audit(add_comparison(read_audit(folder)), folder)  # the report draws the stored comparison
+    write_audit(add_comparison(read_audit(folder)), folder, overwrite=True)  # the report draws the stored comparison
     write_optional_explanations(folder, models=MODELS)
     return folder
 
@@ -254,7 +254,7 @@ def test_cli_writes_the_pdf(audit_dir, tmp_path, capsys):
 
 
 def test_cli_reports_a_missing_audit_folder(tmp_path, capsys):
-    assert main(["report", "--audit", str(tmp_path / "none"), "--out", str(tmp_path / "x.pdf")]) == 2
+    assert main(["report", "--audit", str(tmp_path / "none"), "--out", str(tmp_path / "x.pdf")]) == 1  # bad files
     assert "lacks" in capsys.readouterr().err
 
 

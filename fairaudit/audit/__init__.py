@@ -8,13 +8,24 @@ the audit's split), ``_engine`` (:func:`run_audit`), ``_tables`` (every table's 
 :func:`select_rows` query helper), ``_folder`` (the folder on disk).
 """
 
-from fairaudit.audit._config import ALL, DEFAULT_INTERSECTIONS, FDR_FAMILIES, INTERSECTION_SEP, AuditConfig, FdrFamily
+from fairaudit.audit._config import (
+    ALL,
+    AUDIT_BOUNDS,
+    DEFAULT_INTERSECTIONS,
+    FDR_FAMILIES,
+    INTERSECTION_SEP,
+    MAX_SEED,
+    AuditConfig,
+    FdrFamily,
+)
 from fairaudit.audit._engine import (
     GLOBAL_METRICS,
     LOWER_IS_BETTER,
     USER_METRICS,
+    adjust_p_values,
     describe_gap,
     run_audit,
+    train_derived_users,
     user_metrics_frame,
 )
 from fairaudit.audit._folder import (
@@ -23,6 +34,7 @@ from fairaudit.audit._folder import (
     AuditFolderError,
     AuditResult,
     MissingAuditFileError,
+    is_audit_folder,
     read_audit,
     write_audit,
 )
@@ -38,6 +50,8 @@ from fairaudit.audit._tables import TABLES, TableSchema, select_rows
 
 __all__ = [
     "ALL",
+    "AUDIT_BOUNDS",
+    "MAX_SEED",
     "DEFAULT_INTERSECTIONS",
     "FDR_FAMILIES",
     "FILES",
@@ -56,13 +70,16 @@ __all__ = [
     "attribute_groups",
     "audit_split",
     "common_split",
+    "adjust_p_values",
     "default_attributes",
     "describe_gap",
+    "is_audit_folder",
     "plain_attributes",
     "read_audit",
     "run_audit",
     "select_rows",
     "split_for_model",
+    "train_derived_users",
     "user_metrics_frame",
     "write_audit",
 ]

@@ -14,8 +14,22 @@ ALL = "all"
 INTERSECTION_SEP = "*"
 #: Default intersections, used when both columns exist.
 DEFAULT_INTERSECTIONS = ("gender*age_band",)
-FdrFamily = Literal["attribute", "audit"]
-FDR_FAMILIES: tuple[str, ...] = ("attribute", "audit")
+FdrFamily = Literal["attribute", "model", "audit"]
+FDR_FAMILIES: tuple[str, ...] = ("attribute", "model", "audit")
+#: Largest seed accepted anywhere (numpy's legacy generators and torch take seeds below 2**32).
+MAX_SEED = 2**32 - 1
+#: Allowed range of each numeric :class:`AuditConfig` field, as pydantic/annotated-types bounds
+#: (``ge``/``gt``/``le``/``lt``). The CLI options and the audit configuration schema both read it.
+AUDIT_BOUNDS: dict[str, dict[str, float]] = {
+    "k": {"ge": 1},
+    "bootstrap_rounds": {"ge": 1},
+    "seed": {"ge": 0, "le": MAX_SEED},
+    "min_group_size": {"ge": 1},
+    "alpha": {"gt": 0, "lt": 1},
+    "rbp_gamma": {"gt": 0, "lt": 1},
+    "calibration_alpha": {"ge": 0, "le": 1},
+    "max_groups": {"ge": 1},
+}
 
 
 @dataclass(frozen=True)
@@ -44,12 +58,16 @@ class AuditConfig:
     alpha : float
         Significance level: CIs are ``1 - alpha`` percentile intervals; gaps with
         ``p_adjusted < alpha`` are called significant.
-    fdr_family : {"attribute", "audit"}
-        Benjamini-Hochberg runs over all gaps of one user attribute (every model, group, metric
-        and reference) — the default — or over every gap of the audit. Pooling everything lets
-        strong real effects (e.g. gender) raise the BH threshold so that an attribute with no
-        effect at all gets flagged; per attribute, an attribute without any effect is flagged
-        with probability at most ``alpha`` (BH controls the family-wise error under the full null).
+    fdr_family : {"attribute", "model", "audit"}
+        The family within which Benjamini-Hochberg controls the false discovery rate.
+        ``"attribute"`` (default): all gaps of one user attribute (every model, group, metric and
+        reference) — one family per question an audit answers ("does the system treat <attribute>
+        groups differently?"). ``"model"``: one family per model x attribute (each model's audit
+        stands alone, as if audited by itself; more discoveries, the FDR holds per model).
+        ``"audit"``: every gap pooled — strong real effects (e.g. activity) then raise the BH
+        threshold so that an attribute with no effect at all gets flagged. Per attribute (or per
+        model x attribute), an attribute without any effect is flagged with probability at most
+        ``alpha`` (under a family's complete null, FDR = family-wise error rate).
     browsing : tuple of str
         Browsing models for item exposure (``"dcg"``, ``"rbp"``, ``"uniform"``).
     rbp_gamma : float

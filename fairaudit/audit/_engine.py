@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fairaudit.data import Dataset, Split, genre_matrix, popularity_tier
+from fairaudit.data import Dataset, Split, activity_level, genre_matrix, popularity_tier
 from fairaudit.metrics import (
     CALIBRATION_ALPHA,
     GENRE_ATTRIBUTE,
@@ -75,8 +75,8 @@ class _ItemContext:
 def _item_context(dataset: Dataset, split: Split, config: AuditConfig, vectors: pd.DataFrame | None) -> _ItemContext:
     items = dataset.items.copy()
     items["item_id"] = items["item_id"].astype(str)
-    if "popularity_tier" not in items.columns:
-        items["popularity_tier"] = popularity_tier(split.train, items["item_id"]).to_numpy()
+    # Derived from the training interactions only (the loader's tiers count test interactions too).
+    items["popularity_tier"] = popularity_tier(split.train, items["item_id"]).to_numpy()
     has_genres = "genres" in items.columns
     names = config.item_attributes
     if names is None:
@@ -195,19 +195,32 @@ def _exposure_table(
 def describe_gap(row: Mapping[str, Any], k: int, alpha: float = 0.05) -> str:
     """Plain-words sentence for one gap row.
 
+    A gap that is not significant and has a minimum detectable gap (``mdg``, 80 % power) says how
+    large a gap the groups' sizes could have shown: "not significant" then reads as "too small to
+    tell" rather than "no gap".
+
     >>> describe_gap({"group": "F", "reference": "rest", "reference_group": "rest", "metric": "ndcg",
     ...               "difference": -0.031, "ci_low": -0.045, "ci_high": -0.017, "p_adjusted": 0.001}, 10)
     'F users get lower NDCG@10 than the rest (-0.031 [-0.045, -0.017]); significant after correction'
+    >>> print(describe_gap({"group": "F", "reference": "rest", "reference_group": "rest", "metric": "ndcg",
+    ...       "difference": -0.01, "ci_low": -0.05, "ci_high": 0.03, "p_adjusted": 0.6, "mdg": 0.052}, 10)
+    ...       .split("; ", 1)[1])
+    not significant after correction; too small to tell: only gaps of about 0.052 or more are detectable (80% power) at this group size
     """
     label = metric_label(row["metric"], k)
     than = "the rest" if row["reference"] == "rest" else f"the best group ({row['reference_group']})"
     diff = row["difference"]
     word = "higher" if diff > 0 else "lower" if diff < 0 else "the same"
-    verdict = "significant" if row["p_adjusted"] < alpha else "not significant"
-    return (
+    significant = row["p_adjusted"] < alpha
+    verdict = "significant" if significant else "not significant"
+    sentence = (
         f"{row['group']} users get {word} {label} than {than} "
         f"({diff:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]); {verdict} after correction"
     )
+    mdg = row.get("mdg", np.nan)
+    if not significant and np.isfinite(mdg) and not abs(diff) >= mdg:
+        sentence += f"; too small to tell: only gaps of about {mdg:.3f} or more are detectable (80% power) at this group size"
+    return sentence
 
 
 # ---- the audit ------------------------------------------------------------------------------
@@ -220,6 +233,46 @@ def _resolve_vectors(dataset: Dataset, config: AuditConfig, vectors: pd.DataFram
 
     matrix = np.asarray(item_text_embeddings(dataset), dtype=float)
     return pd.DataFrame(matrix, index=pd.Index(dataset.items["item_id"].astype(str)))
+
+
+def adjust_p_values(gaps: pd.DataFrame, family: str = "attribute") -> pd.Series:
+    """Benjamini-Hochberg ``p_adjusted`` of a gap table within each family (:data:`FDR_FAMILIES`).
+
+    ``"attribute"``: one family per user attribute (all models, groups, metrics, references);
+    ``"model"``: one per model x attribute; ``"audit"``: every gap pooled.
+
+    >>> g = pd.DataFrame({"model": ["a", "a", "b"], "attribute": ["x", "x", "x"], "p_value": [0.01, 0.04, 0.03]})
+    >>> adjust_p_values(g, "attribute").round(3).tolist(), adjust_p_values(g, "model").round(3).tolist()
+    ([0.03, 0.04, 0.04], [0.02, 0.04, 0.03])
+    """
+    if family not in FDR_FAMILIES:
+        raise ValueError(_BAD_FDR_FAMILY.format(family, FDR_FAMILIES))
+    keys = {"attribute": ["attribute"], "model": ["model", "attribute"], "audit": None}[family]
+    by = [gaps[k] for k in keys] if keys else pd.Series(ALL, index=gaps.index)
+    return gaps.groupby(by)["p_value"].transform(lambda p: benjamini_hochberg(p.to_numpy()))
+
+
+def train_derived_users(dataset: Dataset, split: Split) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
+    """The users table with every interaction-derived attribute recomputed from ``split.train``.
+
+    The loader derives ``activity`` from all interactions (the Data page profiles the data before
+    any split exists); an audit slices users by it, so a user's test interactions must not decide
+    their group. Returns the table and what was recomputed (recorded in ``audit.json`` under
+    ``derived_attributes``).
+
+    >>> from fairaudit.data import make_split
+    >>> inter = pd.DataFrame({"user_id": list("abbccc"), "item_id": list("xxyxyz")})
+    >>> data = Dataset(inter, pd.DataFrame({"user_id": list("abc"), "activity": ["heavy"] * 3}), pd.DataFrame())
+    >>> users, derived = train_derived_users(data, Split(inter, inter.iloc[:0], "random", 0))
+    >>> users["activity"].tolist(), derived
+    (['light', 'medium', 'heavy'], {'activity': {'table': 'users', 'from': 'train'}})
+    """
+    users = dataset.users.copy()
+    derived = {}
+    if "activity" in users.columns:
+        users["activity"] = activity_level(split.train, users["user_id"].astype(str)).to_numpy()
+        derived["activity"] = {"table": "users", "from": "train"}
+    return users, derived
 
 
 def run_audit(
@@ -280,12 +333,13 @@ def run_audit(
     specs = config.attributes if config.attributes is not None else default_attributes(dataset, config.max_groups)
     # The resolved specs are recorded, so audit.json names every audited attribute.
     config = AuditConfig.from_dict({**config.to_dict(), "split": split.describe(), "attributes": list(specs)})
-    groupings = {spec: attribute_groups(dataset.users, spec) for spec in specs}
+    users_table, derived = train_derived_users(dataset, split)
+    groupings = {spec: attribute_groups(users_table, spec) for spec in specs}
     plain = plain_attributes(specs)
     for column in plain:
         if column in ("model", *USER_METRICS):
             raise ValueError(_ATTRIBUTE_CLASH.format(column, ["model", "user_id", *USER_METRICS]))
-    user_attributes = dataset.users.set_index(dataset.users["user_id"].astype(str))[list(plain)].astype(str)
+    user_attributes = users_table.set_index(users_table["user_id"].astype(str))[list(plain)].astype(str)
     vectors = _resolve_vectors(dataset, config, item_vectors)
     context = _item_context(dataset, split, config, vectors)
     test_users = pd.Index(np.sort(split.test["user_id"].astype(str).unique()))
@@ -327,8 +381,7 @@ def run_audit(
         }  # fmt: skip
 
     gaps = pd.concat(gaps_all, ignore_index=True)
-    family = gaps["attribute"] if config.fdr_family == "attribute" else pd.Series(ALL, index=gaps.index)
-    gaps["p_adjusted"] = gaps.groupby(family)["p_value"].transform(lambda p: benjamini_hochberg(p.to_numpy()))
+    gaps["p_adjusted"] = adjust_p_values(gaps, config.fdr_family)
     gaps["direction"] = [describe_gap(r, config.k, config.alpha) for r in gaps.to_dict("records")]
     meta = {
         "config": config.to_dict(),
@@ -337,6 +390,7 @@ def run_audit(
         "n_evaluated_users": {name: int(len(u)) for name, u in zip(models, users_all)},
         "versions": software_versions(),
         "seed": config.seed,
+        "derived_attributes": {**derived, "popularity_tier": {"table": "items", "from": "train"}},
     }
     # The id identifies what was audited (config, data, models, versions), so a re-run of the
     # same configuration carries the same id; only the run time differs.
@@ -350,7 +404,7 @@ def run_audit(
         ],
         gaps=gaps[
             ["model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
-             "ci_low", "ci_high", "p_value", "p_adjusted", "direction"]
+             "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdg"]
         ],  # fmt: skip
         item_exposure=pd.concat(exposure_all, ignore_index=True)[
             ["model", "user_attribute", "user_group", "item_attribute", "item_group", "browsing",

@@ -16,6 +16,7 @@ import pandas as pd
 
 from fairaudit.audit._config import ALL, AuditConfig
 from fairaudit.audit._tables import TABLES, TableSchema, match
+from fairaudit.data import csv_bytes, read_csv, replacing_folder
 
 #: Files every audit folder holds (table name -> file name; ``meta`` is ``audit.json``).
 FILES = {**{name: s.file for name, s in TABLES.items() if not s.optional}, "meta": "audit.json"}
@@ -122,37 +123,46 @@ class AuditResult:
         return match(frame, where, TABLES[table].file)
 
     # ---- the folder on disk ----------------------------------------------------------------
-    def write(self, directory: str | Path) -> Path:
-        """Write every table present and ``audit.json``; remove optional files this result does not hold.
+    def write(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Write every table present and ``audit.json``, atomically; optional files this result lacks are gone.
 
         So a re-audit into an old folder never leaves the previous audit's probes, explanations or
-        comparison behind. Other files (a PDF, a run configuration) are left alone.
+        comparison behind. Other files (a PDF, a run configuration) are kept. The folder is written
+        into a temporary sibling and renamed into place under a lock (``.<name>.lock`` beside it):
+        a concurrent writer, an existing audit folder without ``overwrite=True``, and a folder that
+        is not empty and not an audit folder are refused with :class:`fairaudit.data.OutputError`.
+        CSV tables go through :func:`fairaudit.data.csv_bytes` (no cell can start a formula;
+        :meth:`read` gives the exact values back).
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         for name, schema in TABLES.items():
-            table, path = getattr(self, name), directory / schema.file
-            if table is None:
-                if not schema.optional:
-                    raise AuditFolderError(_MISSING_FILE.format(directory, schema.file))
-                path.unlink(missing_ok=True)
-                continue
-            _check_columns(table, schema, directory)
-            if schema.file.endswith(".parquet"):
-                table.to_parquet(path, index=False)
-            else:
-                table.to_csv(path, index=False)
-        (directory / FILES["meta"]).write_text(json.dumps(self.meta, indent=1, default=str))
-        settings = directory / OPTIONAL_FILES["explanations"]
-        if self.explanations is None:
-            settings.unlink(missing_ok=True)
-        else:
-            settings.write_text(json.dumps(self.explanations, indent=1))
+            table = getattr(self, name)
+            if table is None and not schema.optional:
+                raise AuditFolderError(_MISSING_FILE.format(directory, schema.file))
+            if table is not None:
+                _check_columns(table, schema, directory)
+        owned = {*FILES.values(), *OPTIONAL_FILES.values()}
+        with replacing_folder(directory, overwrite=overwrite, is_ours=is_audit_folder, kind="audit folder",
+                              replaced=owned) as temporary:  # fmt: skip
+            for name, schema in TABLES.items():
+                table, path = getattr(self, name), temporary / schema.file
+                if table is None:
+                    continue
+                if schema.file.endswith(".parquet"):
+                    table.to_parquet(path, index=False)
+                else:
+                    path.write_bytes(csv_bytes(table))
+            (temporary / FILES["meta"]).write_text(json.dumps(self.meta, indent=1, default=str))
+            if self.explanations is not None:
+                (temporary / OPTIONAL_FILES["explanations"]).write_text(json.dumps(self.explanations, indent=1))
         return directory
 
     @classmethod
     def read(cls, directory: str | Path) -> "AuditResult":
         """Read and validate an audit folder (text columns stay strings, floats exact).
+
+        CSV tables are read with :func:`fairaudit.data.read_csv`, which removes the one apostrophe
+        :meth:`write` puts before formula-leading text, so the values are exactly those written.
 
         Raises :class:`MissingAuditFileError` (also a ``FileNotFoundError``) naming the first missing
         required file, and :class:`AuditFolderError` naming the file and column when ``audit.json``
@@ -173,12 +183,22 @@ class AuditResult:
         return cls(**tables, meta=meta, explanations=explanations)
 
 
-def write_audit(result: AuditResult, directory: str | Path) -> Path:
+def write_audit(result: AuditResult, directory: str | Path, *, overwrite: bool = False) -> Path:
     """Write the audit folder (:meth:`AuditResult.write`; files in :data:`FILES` and :data:`OPTIONAL_FILES`).
 
     Example in :func:`run_audit`.
     """
-    return result.write(directory)
+    return result.write(directory, overwrite=overwrite)
+
+
+def is_audit_folder(directory: str | Path) -> bool:
+    """Whether ``directory`` is a FairAudit audit folder (it holds ``audit.json``).
+
+    >>> import tempfile
+    >>> is_audit_folder(tempfile.mkdtemp())
+    False
+    """
+    return (Path(directory) / FILES["meta"]).is_file()
 
 
 def read_audit(directory: str | Path) -> AuditResult:
@@ -205,8 +225,8 @@ def _read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
         if schema.file.endswith(".parquet"):
             table = pd.read_parquet(path)
         else:
-            header = pd.read_csv(path, nrows=0).columns
-            table = pd.read_csv(
+            header = read_csv(path, nrows=0).columns
+            table = read_csv(
                 path, dtype={c: str for c in header if c in schema.text}, keep_default_na=False,
                 na_values={c: [""] for c in header if c not in schema.text}, float_precision="round_trip",
             )  # fmt: skip

@@ -97,7 +97,7 @@ TABLES: dict[str, TableSchema] = {
                     text=("model", "attribute", "group", "metric"), flags=("flagged",)),
         TableSchema("gaps", "gaps.csv",
                     ("model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
-                     "ci_low", "ci_high", "p_value", "p_adjusted", "direction"),
+                     "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdg"),
                     required=("model", "attribute", "group", "reference", "metric", "difference", "ratio", "ci_low",
                               "ci_high", "p_value", "p_adjusted"),
                     text=("model", "attribute", "group", "reference", "reference_group", "metric", "direction")),

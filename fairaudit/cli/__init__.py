@@ -29,6 +29,9 @@ COMMANDS = {
 }
 
 
+_DEBUG_HELP = "print the full traceback of unexpected errors (also: FAIRAUDIT_DEBUG=1)"
+
+
 def _module(name: str):
     return importlib.import_module(f"fairaudit.cli.{COMMANDS[name]}")
 
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fairness audits of recommender systems: validate data, train models, "
         "audit them by user group, explain gaps, and write compliance reports.",
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -55,26 +59,140 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
         command.set_defaults(_run=module.run)
     return parser
+
+
+#: Exit status of a finished command.
+EXIT_OK = 0
+#: Bad data or files: a dataset, model folder or audit folder that cannot be used, a missing path.
+EXIT_DATA = 1
+#: Bad usage: an option or configuration value out of range, unknown or inconsistent (argparse's own too).
+EXIT_USAGE = 2
+#: Anything unexpected (a bug): a one-line summary and the file holding the traceback.
+EXIT_INTERNAL = 3
+#: Interrupted with Ctrl-C.
+EXIT_INTERRUPTED = 130
+#: Environment variable that prints the traceback of unexpected errors (as ``--debug`` does).
+DEBUG_VARIABLE = "FAIRAUDIT_DEBUG"
+
+_INTERRUPTED = "interrupted"
+_UNEXPECTED = (
+    "unexpected {0}: {1} (this is a bug in FairAudit; the full traceback is in {2}; "
+    "rerun with --debug or {3}=1 to print it)"
+)
+_UNEXPECTED_DEBUG = "unexpected {0}: {1} (the traceback is above)"
+
+
+def error_classes() -> dict[int, tuple[type[BaseException], ...]]:
+    """The one place that decides which errors are expected, and their exit status.
+
+    Checked in order: usage errors (options, configurations, and an output that is in the way: an
+    existing folder without ``--overwrite``, foreign content) exit :data:`EXIT_USAGE`; errors of
+    the inputs (data files, model folders, audit folders, paths, and any other ``ValueError`` the
+    package raises with a message naming the input) exit :data:`EXIT_DATA`. Everything else is
+    unexpected (:data:`EXIT_INTERNAL`).
+
+    >>> sorted(error_classes())
+    [1, 2]
+    """
+    from fairaudit.audit import AuditFolderError
+    from fairaudit.cli._options import UsageError
+    from fairaudit.data import DataError, OutputError
+    from fairaudit.models import ModelFolderError
+    from fairaudit.pipeline import ConfigError
+
+    return {
+        EXIT_USAGE: (UsageError, ConfigError, OutputError),
+        EXIT_DATA: (DataError, ModelFolderError, AuditFolderError, OSError, ValueError),
+    }
+
+
+def exit_status(err: BaseException) -> int:
+    """Exit status for ``err`` (see :func:`error_classes`).
+
+    >>> from fairaudit.data import DataError, ValidationIssue
+    >>> exit_status(DataError(ValidationIssue("error", "x.csv", None, "bad"))), exit_status(KeyError("x"))
+    (1, 3)
+    """
+    for status, classes in error_classes().items():
+        if isinstance(err, classes):
+            return status
+    return EXIT_INTERNAL
+
+
+def one_line(err: BaseException) -> str:
+    """The message of an expected error on one line (a data error: its blocking issues, then a count).
+
+    >>> one_line(ValueError("first\\nsecond"))
+    'first; second'
+    """
+    from fairaudit.data import DataError
+
+    if isinstance(err, DataError):
+        errors = [str(i) for i in err.issues if i.severity == "error"] or [str(i) for i in err.issues]
+        rest = len(err.issues) - len(errors)
+        text = "; ".join(errors) + (f" (and {rest} warning(s); `validate` lists them)" if rest else "")
+    elif isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err) or type(err).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _write_traceback() -> str:
+    """Write the current exception's traceback to a new file under the temp folder; return its path."""
+    import tempfile
+    import traceback
+
+    handle, path = tempfile.mkstemp(prefix="fairaudit-error-", suffix=".txt")
+    with open(handle, "w", encoding="utf-8") as file:
+        file.write(traceback.format_exc())
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the process exit code.
 
-    Expected failures (bad input, refused model folders) print one clear message to
-    stderr and return 2 instead of a traceback.
+    This is the CLI's one error boundary. Expected failures print one line to stderr naming the
+    input and what was expected: :data:`EXIT_USAGE` (2) for bad options or configurations
+    (argparse's own errors included), :data:`EXIT_DATA` (1) for bad data, model or audit folders
+    and paths. Anything else prints a one-line summary and the path of a file holding the
+    traceback (:data:`EXIT_INTERNAL`, 3), or the traceback itself with ``--debug`` or
+    ``FAIRAUDIT_DEBUG=1``. Ctrl-C prints ``interrupted`` and returns :data:`EXIT_INTERRUPTED` (130).
     """
-    from fairaudit.data import DataError
-    from fairaudit.models import ModelFolderError
+    import os
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse printed usage and the error (status 2), or --help (0)
+        if done.code in (0, None):
+            raise
+        return int(done.code) if isinstance(done.code, int) else EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
-        return 1
+        return EXIT_DATA
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
-        return int(args._run(args) or 0)
-    except (DataError, ModelFolderError, FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return int(args._run(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print(_INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the boundary: every error ends here
+        status = exit_status(err)
+        if status != EXIT_INTERNAL:
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            return status
+        summary = one_line(err)[:300]
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            print(f"error: {_UNEXPECTED_DEBUG.format(type(err).__name__, summary)}", file=sys.stderr)
+        else:
+            path = _write_traceback()
+            message = _UNEXPECTED.format(type(err).__name__, summary, path, DEBUG_VARIABLE)
+            print(f"error: {message}", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -24,6 +24,8 @@ Example:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import positive_int, seed
+
     parser.add_argument("audit_a", metavar="AUDIT_DIR_A", help="audit folder of the baseline (A)")
     parser.add_argument("audit_b", metavar="AUDIT_DIR_B", nargs="?", default=None,
                         help="audit folder of the candidate (B); omit to compare the models of AUDIT_DIR_A")
@@ -32,14 +34,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-b", default=None, help="candidate model name (default: every other / the first of B)")
     parser.add_argument("--data", default=None, metavar="PATH",
                         help="dataset the audit used (per-group rows for older audit folders)")
-    parser.add_argument("--rounds", type=int, default=None, help="bootstrap rounds (default: the audit's)")
-    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the audit's)")
+    parser.add_argument("--rounds", type=positive_int, default=None, help="bootstrap rounds (default: the audit's)")
+    parser.add_argument("--seed", type=seed, default=None, help="bootstrap seed (default: the audit's)")
+
+
+def check_model_names(args: argparse.Namespace) -> None:
+    """Refuse, naming the option, a --model-a/--model-b that the audit folder(s) do not hold."""
+    from fairaudit.audit import AuditResult
+    from fairaudit.cli._options import check_values
+
+    if args.model_a is None and args.model_b is None:
+        return
+    models_a = AuditResult.read(args.audit_a).models
+    if args.model_a is not None:
+        check_values("--model-a", [args.model_a], models_a, "models")
+    if args.model_b is not None:
+        models_b = AuditResult.read(args.audit_b).models if args.audit_b else models_a
+        check_values("--model-b", [args.model_b], models_b, "models")
 
 
 def run(args: argparse.Namespace) -> int:
     from fairaudit.compare import compare_audits, load_users
-    from fairaudit.report import safe_csv
+    from fairaudit.data import write_csv
 
+    check_model_names(args)
     users = load_users(args.data, args.audit_a) if args.data else None
     result = compare_audits(args.audit_a, args.audit_b, model_a=args.model_a, model_b=args.model_b, users=users,
                             rounds=args.rounds, seed=args.seed)
@@ -53,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         for sentence in result.verdicts["verdict"]:
             print(sentence)
     out = Path(args.out or args.audit_a)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "comparison.csv").write_bytes(safe_csv(result.table))
-    (out / "verdicts.csv").write_bytes(safe_csv(result.verdicts))
+    write_csv(result.table, out / "comparison.csv")
+    write_csv(result.verdicts, out / "verdicts.csv")
     print(f"\nwrote {out / 'comparison.csv'} and {out / 'verdicts.csv'}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 HELP = "write the audit PDF (summary, checks, charts, methodology) from an audit folder"
 DESCRIPTION = """\
@@ -20,21 +19,20 @@ Example:
 """
 
 
-def _date(text: str) -> dt.date:
-    return dt.date.fromisoformat(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import iso_date, probability, unit_interval
+    from fairaudit.report import PAPERS
+
     parser.add_argument("--audit", required=True, metavar="AUDIT_DIR", help="audit folder")
     parser.add_argument("--out", required=True, metavar="PDF", help="output PDF path")
     parser.add_argument("--organisation", default=None, help="organisation named on the cover")
     parser.add_argument("--title", default=None, help="report title")
-    parser.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="page size (default A4)")
-    parser.add_argument("--min-ratio", type=float, default=0.8, help="least group/reference accuracy ratio (0.8)")
-    parser.add_argument("--max-exposure-diff", type=float, default=0.1,
+    parser.add_argument("--paper", choices=PAPERS, default="A4", help="page size (default A4)")
+    parser.add_argument("--min-ratio", type=unit_interval, default=0.8, help="least group/reference accuracy ratio (0.8)")
+    parser.add_argument("--max-exposure-diff", type=unit_interval, default=0.1,
                         help="largest |exposure share - catalogue share| of an item group (0.1)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of BH-adjusted gaps (0.05)")
-    parser.add_argument("--date", type=_date, default=None, help="report date YYYY-MM-DD (default today, UTC)")
+    parser.add_argument("--alpha", type=probability, default=0.05, help="significance level of BH-adjusted gaps (0.05)")
+    parser.add_argument("--date", type=iso_date, default=None, help="report date YYYY-MM-DD (default today, UTC)")
     parser.add_argument("--no-charts", action="store_true", help="text and tables only (no Chromium needed)")
 
 

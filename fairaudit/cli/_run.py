@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
 HELP = "run a whole audit from a YAML/JSON configuration: train if needed, audit, write the PDF"
@@ -28,14 +27,22 @@ Example configuration:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import iso_date
+
     parser.add_argument("config", metavar="CONFIG", help="audit configuration file (.yaml, .yml or .json)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, default=None, help="report date YYYY-MM-DD (default today)")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the output's existing audit folder and model folders of other settings (refused otherwise)",
+    )  # fmt: skip
+    parser.add_argument("--date", type=iso_date, default=None, help="report date YYYY-MM-DD (default today)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fairaudit.pipeline import RunConfig, run_pipeline
 
     config = RunConfig.from_file(args.config)
-    result = run_pipeline(config, log=lambda line: print(line, file=sys.stderr), date=args.date)
+    result = run_pipeline(
+        config, log=lambda line: print(line, file=sys.stderr), date=args.date, overwrite=args.overwrite
+    )
     print(f"audit folder: {result.audit_dir}\nreport: {result.report_pdf}")
     return 0

@@ -16,14 +16,25 @@ Example:
 """
 
 
+#: Smallest sizes the generator handles (each user needs a few unseen items).
+MIN_USERS, MIN_ITEMS, MIN_INTERACTIONS = 2, 10, 1
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import bounded_int, seed
+
     parser.add_argument("--out", required=True, help="folder to write (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--users", type=int, default=2000, help="number of users (default 2000)")
-    parser.add_argument("--items", type=int, default=800, help="number of items (default 800)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--interactions", type=int, default=100_000, help="target number of interactions (default 100000)"
+        "--users", type=bounded_int(ge=MIN_USERS), default=2000, help=f"number of users, >= {MIN_USERS} (default 2000)"
     )
+    parser.add_argument(
+        "--items", type=bounded_int(ge=MIN_ITEMS), default=800, help=f"number of items, >= {MIN_ITEMS} (default 800)"
+    )
+    parser.add_argument(
+        "--interactions", type=bounded_int(ge=MIN_INTERACTIONS), default=100_000,
+        help="target number of interactions (default 100000)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,14 +30,32 @@ Examples:
 """
 
 
+_STRENGTH_ABOVE_ONE = "--strengths: a re-ranker's strength is a lambda in [0, 1]; got {0} for {1}"
+
+
+def strengths(text: str) -> str:
+    """An argparse type: comma-separated strengths >= 0 (kept as written, as ``sweep.json`` records it).
+
+    >>> strengths("0,0.5,1")
+    '0,0.5,1'
+    """
+    from fairaudit.cli._options import number_list
+
+    number_list(text)
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fairaudit.cli._options import llm_choices
+    from fairaudit.cli._options import llm_choices, positive_int, seed
+    from fairaudit.data import SPLIT_METHODS
+    from fairaudit.metrics import ACCURACY_METRICS
+    from fairaudit.service import trainable_kinds
     from fairaudit.sweep import MITIGATIONS
 
     parser.add_argument("--data", required=True, help="dataset folder or file (as for `validate`)")
     parser.add_argument("--mitigation", required=True, choices=MITIGATIONS, help="which mitigation to sweep")
     parser.add_argument(
-        "--strengths", default="0,0.25,0.5,1",
+        "--strengths", type=strengths, default="0,0.25,0.5,1",
         help="comma-separated strengths: re-ranking lambda in [0, 1] or fairness weight >= 0 (default 0,0.25,0.5,1)",
     )  # fmt: skip
     source = parser.add_mutually_exclusive_group()
@@ -47,43 +65,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "its split is re-created and verified",
     )  # fmt: skip
     source.add_argument(
-        "--base-model", metavar="KIND",
+        "--base-model", metavar="KIND", choices=trainable_kinds(),
         help="model kind to train first (default: itemknn for re-rankers, llm for in-training terms)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for sweep.csv, sweep.json and models/")
-    parser.add_argument("--split", default="random", help="split method when no --model is given (default random)")
-    parser.add_argument("--k", type=int, default=10, help="list length K (default 10)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing sweep in --out (refused otherwise)")
+    parser.add_argument("--split", choices=SPLIT_METHODS, default="random", help="split method when no --model is given (default random)")
+    parser.add_argument("--k", type=positive_int, default=10, help="list length K (default 10)")
     parser.add_argument("--attribute", default="gender", help="user attribute of the gap (default gender)")
-    parser.add_argument("--metric", default="ndcg", help="accuracy metric (default ndcg)")
+    parser.add_argument("--metric", choices=ACCURACY_METRICS, default="ndcg", help="accuracy metric (default ndcg)")
     parser.add_argument(
         "--item-attribute", default="provider", help="item attribute of the exposure gap (default provider)"
     )
-    parser.add_argument("--epochs", type=int, help="training epochs of each LLM point (in-training mitigations)")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs of each LLM point (in-training mitigations)")
     parser.add_argument(
         "--pooling", choices=llm_choices("pooling"),
         help="history pooling of each LLM point (in-training mitigations; default: the --model's, or mean for "
         "adversarial and sqrt otherwise)",
     )  # fmt: skip
     parser.add_argument(
-        "--candidates", type=int, help="re-rankers: size of the base model's candidate pool (default 100)"
+        "--candidates", type=positive_int, help="re-rankers: size of the base model's candidate pool (default 100)"
     )
     parser.add_argument(
         "--embedding", choices=("auto", "text", "genres"),
         help="rerank_mmr: item vectors (default auto: LLM text embeddings when available, else genres)",
     )  # fmt: skip
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap rounds (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="split, training and resampling seed (default 0)")
+    parser.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap rounds (default 200)")
+    parser.add_argument("--seed", type=seed, default=0, help="split, training and resampling seed (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fairaudit.audit import split_for_model
-    from fairaudit.data import load_dataset, make_split
+    from fairaudit.data import load_dataset, make_split, write_bytes_atomic
     from fairaudit.metrics import pareto_front
     from fairaudit.sweep import TRAINING_MITIGATIONS, run_sweep
     from fairaudit.models import load_model
 
-    strengths = [float(s) for s in args.strengths.split(",") if s.strip()]
+    from fairaudit.cli._options import UsageError, check_values, number_list
+    from fairaudit.models import RERANK_KINDS
+
+    strengths = list(number_list(args.strengths))
+    if args.mitigation in RERANK_KINDS and max(strengths) > 1:
+        raise UsageError(_STRENGTH_ABOVE_ONE.format(max(strengths), args.mitigation))
     dataset = load_dataset(args.data)
+    check_values("--attribute", [args.attribute], [c for c in dataset.users.columns if c != "user_id"], "user attributes")
+    item_columns = [c for c in dataset.items.columns if c not in ("item_id", "title", "description")]
+    item_columns += ["genre"] if "genres" in dataset.items.columns else []
+    check_values("--item-attribute", [args.item_attribute], item_columns, "item attributes")
     if args.model:
         model = load_model(args.model, dataset)
         split = split_for_model(dataset, model)
@@ -102,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
         dataset, split, mitigation=args.mitigation, strengths=strengths, model=model, model_kind=args.base_model,
         model_params=params if model is None else None, rerank_params=rerank_params, template_params=template, k=args.k,
         attribute=args.attribute, metric=args.metric, item_attribute=args.item_attribute, rounds=args.bootstrap,
-        seed=args.seed, out=out, progress=lambda line: print(line, file=sys.stderr),
+        seed=args.seed, out=out, overwrite=args.overwrite, progress=lambda line: print(line, file=sys.stderr),
     )  # fmt: skip
     settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    (out / "sweep.json").write_text(json.dumps({"settings": settings, "split": split.describe()}, indent=1))
+    document = json.dumps({"settings": settings, "split": split.describe()}, indent=1)
+    write_bytes_atomic(out / "sweep.json", document.encode("utf-8"))
     print(f"Sweep of {args.mitigation} over {strengths} written to {out / 'sweep.csv'}")
     target, goal = frame["target_metric"].iloc[0], frame["target_goal"].iloc[0]
     front = frame[pareto_front(frame, "accuracy", "target", gap_goal=goal)]

@@ -23,7 +23,9 @@ DEFAULT_KIND = "llm"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fairaudit.cli._options import llm_choices, llm_default
+    from fairaudit.cli._options import (
+        device, encoder_folder, llm_choices, llm_default, non_negative_float, positive_int, seed,
+    )  # fmt: skip
     from fairaudit.data import SPLIT_METHODS
     from fairaudit.models import ADVERSARY_OBJECTIVES, FAIRNESS_KINDS
     from fairaudit.service import trainable_kinds
@@ -33,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", choices=trainable_kinds(), default=DEFAULT_KIND, help="model kind (default: %(default)s)"
     )
     parser.add_argument("--out", required=True, help="folder to write the model to")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (llm) or ALS sweeps (mf)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the model")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--encoder", default=None, help="local Hugging Face model folder (llm; default MiniLM)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder --out (refused otherwise)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs (llm) or ALS sweeps (mf)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the split and the model")
+    parser.add_argument("--device", type=device, default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--encoder", type=encoder_folder, default=None, help="local Hugging Face model folder (llm; default MiniLM)")
     parser.add_argument("--split", choices=SPLIT_METHODS, default="random")
     parser.add_argument("--use-profile", action="store_true", help="llm: read a profile text of user attributes")
     parser.add_argument(
@@ -44,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="llm: in-training mitigation term added to the loss (see fairaudit.models._losses; default %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--fairness-weight", type=float, default=llm_default("fairness_weight"), help="llm: weight lambda of --fairness"
+        "--fairness-weight", type=non_negative_float, default=llm_default("fairness_weight"), help="llm: weight lambda of --fairness"
     )
     parser.add_argument(
         "--fairness-attribute", default=llm_default("fairness_attribute"),
@@ -62,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pooling", choices=llm_choices("pooling"), default=llm_default("pooling"),
         help="llm: history pooling; mean removes history length from user vectors (use it with adversarial)",
     )  # fmt: skip
-    parser.add_argument("--k", type=int, default=10, help="cut-off of the holdout quality print")
+    parser.add_argument("--k", type=positive_int, default=10, help="cut-off of the holdout quality print")
 
 
 def model_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,18 +108,35 @@ def progress_printer():
     return callback
 
 
+def check_attributes(args: argparse.Namespace, dataset) -> None:
+    """Refuse (naming the option) a fairness term's user or item column that ``dataset`` lacks."""
+    from fairaudit.cli._options import check_values
+
+    if args.model != "llm" or args.fairness == "none":
+        return
+    if args.fairness == "exposure":
+        columns = [c for c in dataset.items.columns if c not in ("item_id", "title", "description")]
+        check_values("--exposure-attribute", [args.exposure_attribute], columns, "item attributes")
+    else:
+        columns = [c for c in dataset.users.columns if c != "user_id"]
+        check_values("--fairness-attribute", [args.fairness_attribute], columns, "user attributes")
+
+
 def run(args: argparse.Namespace) -> int:
-    from fairaudit.data import load_dataset, load_sample, make_split
-    from fairaudit.models import create_model
+    from fairaudit.data import check_folder_target, load_dataset, load_sample, make_split
+    from fairaudit.models import create_model, is_model_folder
     from fairaudit.service import holdout_quality
 
+    # Refused before training, not after it; the atomic save checks again under its lock.
+    check_folder_target(args.out, overwrite=args.overwrite, is_ours=is_model_folder, kind="model folder")
     dataset = load_sample() if args.data is None else load_dataset(args.data)
+    check_attributes(args, dataset)
     split = make_split(dataset, args.split, seed=args.seed)
     model = create_model(args.model, **model_params(args))
     start = time.perf_counter()
     model.fit(dataset, split, progress=progress_printer())
     fit_s = time.perf_counter() - start
-    model.save(args.out)
+    model.save(args.out, overwrite=args.overwrite)
     quality = holdout_quality(model, split, k=args.k)
     print(
         f"{args.model}: trained in {fit_s:.1f}s on {len(split.train):,} interactions ({args.split} split); "

@@ -11,7 +11,8 @@ and print every problem found, with file, column, example rows (row numbers as i
 for CSV the header is row 1) and what was expected. Warnings are repairs the loader made
 (e.g. missing attribute -> 'unknown'); errors block loading.
 
-Exit status: 0 when there are no errors (warnings allowed), 2 when there are errors.
+Exit status: 0 when there are no errors (warnings allowed), 1 when the data has errors
+(bad data, as for every command), 2 for bad options.
 
 Example:
   python -m fairaudit validate sample_data
@@ -25,20 +26,24 @@ def parse_mapping(pairs: list[str] | None) -> dict[str, str]:
     >>> parse_mapping(["userId=user_id", "sex=gender"])
     {'userId': 'user_id', 'sex': 'gender'}
     """
+    from fairaudit.cli._options import UsageError
+
     mapping = {}
     for pair in pairs or []:
         old, sep, new = pair.partition("=")
         if not sep or not old or not new:
-            raise ValueError(f"--mapping expects OLD=NEW pairs; got '{pair}'")
+            raise UsageError(f"--mapping expects OLD=NEW pairs; got '{pair}'")
         mapping[old] = new
     return mapping
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit.cli._options import encoding, mapping_pair, positive_int
+
     parser.add_argument("path", help="dataset folder, interactions file, or MovieLens folder")
-    parser.add_argument("--mapping", nargs="*", metavar="OLD=NEW", help="rename columns, e.g. userId=user_id")
-    parser.add_argument("--max-bytes", type=int, default=200_000_000, help="refuse files larger than this")
-    parser.add_argument("--encoding", default=None, help="text encoding of CSV files (default: UTF-8, else Latin-1)")
+    parser.add_argument("--mapping", nargs="*", type=mapping_pair, metavar="OLD=NEW", help="rename columns, e.g. userId=user_id")
+    parser.add_argument("--max-bytes", type=positive_int, default=200_000_000, help="refuse files larger than this")
+    parser.add_argument("--encoding", type=encoding, default=None, help="text encoding of CSV files (default: UTF-8, else Latin-1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,4 +56,6 @@ def run(args: argparse.Namespace) -> int:
     for issue in issues:
         print(issue)
     print(f"{len(errors)} error(s), {len(issues) - len(errors)} warning(s) in {args.path}")
-    return 2 if errors else 0
+    from fairaudit.cli import EXIT_DATA, EXIT_OK
+
+    return EXIT_DATA if errors else EXIT_OK

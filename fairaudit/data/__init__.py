@@ -2,6 +2,19 @@
 
 from fairaudit.data._derive import activity_level, age_band, genre_matrix, popularity_tier, zip_region
 from fairaudit.data._load import apply_mapping, load_dataset, load_tables, read_columns, validate_path
+from fairaudit.data._output import (
+    FORMULA_PREFIXES,
+    OutputError,
+    OutputLockedError,
+    check_file_target,
+    check_folder_target,
+    check_pdf_target,
+    csv_bytes,
+    read_csv,
+    replacing_folder,
+    write_bytes_atomic,
+    write_csv,
+)
 from fairaudit.data._profile import profile_by_group
 from fairaudit.data._schema import (
     GENRE_SEP,
@@ -16,6 +29,17 @@ from fairaudit.data._split import SPLIT_METHODS, item_cold_start, make_split, ra
 from fairaudit.data._synth import generate_sample, load_sample, write_sample
 
 __all__ = [
+    "FORMULA_PREFIXES",
+    "OutputError",
+    "OutputLockedError",
+    "check_file_target",
+    "check_folder_target",
+    "check_pdf_target",
+    "csv_bytes",
+    "read_csv",
+    "replacing_folder",
+    "write_bytes_atomic",
+    "write_csv",
     "SPLIT_METHODS",
     "GENRE_SEP",
     "UNKNOWN",

@@ -97,10 +97,33 @@ def _decode(data: bytes, name: str, encoding: str | None, issues: list[Validatio
         return data.decode("latin-1")
 
 
+def _header_duplicates(text: str, sep: str) -> dict[str, int]:
+    """Column names that occur more than once in the header line (pandas would rename them ``x.1``).
+
+    >>> _header_duplicates("user_id,item_id,item_id\\n1,2,3\\n", ",")
+    {'item_id': 2}
+    """
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        return {}
+    counts: dict[str, int] = {}
+    for column in header:
+        counts[column] = counts.get(column, 0) + 1
+    return {column: n for column, n in counts.items() if n > 1}
+
+
 def _parse_text(text: str, name: str, *, first_row: int, **read_options) -> pd.DataFrame:
+    if read_options.get("header", "infer") == "infer":
+        duplicates = _header_duplicates(text, read_options.get("sep", ","))
+        if duplicates:
+            raise DataError([
+                ValidationIssue("error", name, column, V.DUPLICATE_COLUMN.format(column=column, count=n))
+                for column, n in duplicates.items()
+            ])  # fmt: skip
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, **read_options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         message = V.UNREADABLE_FILE.format(kind="text", reason=reason)
         raise DataError(ValidationIssue("error", name, None, message)) from err

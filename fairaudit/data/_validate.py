@@ -42,6 +42,12 @@ EMPTY_TABLE = "table has no rows; expected at least one"
 MISSING_ID = "empty {column}; expected an identifier in every row"
 UNPARSEABLE_NUMBER = "values are not numbers; expected a numeric {column}"
 UNPARSEABLE_TIMESTAMP = "values are neither numbers nor dates; expected Unix seconds or an ISO date"
+NOT_FINITE = "values are not finite numbers (inf, or too large for a float); expected a finite numeric {column}"
+TIMESTAMP_OUT_OF_RANGE = (
+    "values outside the accepted range; expected Unix seconds from {low:,} to below {high:,} "
+    "(dates {low_date} to before {high_date}; milliseconds must be divided by 1000) or an ISO date in that range"
+)
+DUPLICATE_COLUMN = "column '{column}' appears {count} times in the header; rename or remove the extra ones"
 DUPLICATE_PAIRS = "duplicate (user_id, item_id) pairs; kept the last row of each pair in file order"
 DUPLICATE_IDS = "duplicate {column} values; kept the first row of each"
 UNKNOWN_USER = "interactions whose user_id is not in the users table; dropped them"
@@ -56,6 +62,26 @@ UNKNOWN_REGION = "ZIP codes that are not valid US ZIPs; their region is 'unknown
 NUMERIC_USER_COLUMNS = ("age",)
 #: Number of example rows quoted per issue.
 N_EXAMPLES = 3
+#: Accepted timestamps (UTC): from the first date, up to but excluding the second. Raise the limits here.
+TIMESTAMP_RANGE = ("1900-01-01", "2100-01-01")
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def timestamp_bounds() -> tuple[int, int]:
+    """:data:`TIMESTAMP_RANGE` in Unix seconds.
+
+    >>> timestamp_bounds()
+    (-2208988800, 4102444800)
+    """
+    low, high = (pd.Timestamp(day, tz="UTC") for day in TIMESTAMP_RANGE)
+    return (low - _EPOCH) // pd.Timedelta(seconds=1), (high - _EPOCH) // pd.Timedelta(seconds=1)
+
+
+def _date_seconds(dates: pd.Series) -> pd.Series:
+    """UTC dates (any resolution, NaT allowed) as float Unix seconds (NaN for NaT), without overflow."""
+    values = pd.to_datetime(dates, utc=True).dt.tz_convert(None).to_numpy()
+    seconds = values.astype("datetime64[s]").astype("int64").astype("float64")
+    return pd.Series(np.where(np.isnat(values), np.nan, seconds), index=dates.index)
 
 
 def examples(frame: pd.DataFrame, mask: np.ndarray | pd.Series, column: str) -> tuple[str, ...]:
@@ -95,6 +121,9 @@ def _to_number(
     bad = values.isna().to_numpy() & (~empty if allow_missing else True)
     if bad.any():
         issues.append(make_issue("error", file, column, UNPARSEABLE_NUMBER.format(column=column), frame, bad))
+    infinite = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+    if infinite.any():
+        issues.append(make_issue("error", file, column, NOT_FINITE.format(column=column), frame, infinite))
     if allow_missing and empty.any():
         issues.append(make_issue("warning", file, column, MISSING_ATTRIBUTE, frame, empty))
     return values.astype("float64")
@@ -102,18 +131,33 @@ def _to_number(
 
 def _to_timestamp(frame: pd.DataFrame, file: str, issues: list[ValidationIssue]) -> pd.Series:
     raw = frame["timestamp"]
-    numeric = pd.to_numeric(raw, errors="coerce")
+    if pd.api.types.is_datetime64_any_dtype(raw):  # Parquet timestamps
+        numeric = _date_seconds(raw)
+    else:
+        numeric = pd.to_numeric(raw, errors="coerce").astype("float64")
     missing = numeric.isna()
     if missing.any():
         dates = pd.to_datetime(raw[missing].astype("string"), errors="coerce", utc=True, format="mixed")
-        numeric[missing] = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        numeric[missing] = _date_seconds(dates)
     bad = numeric.isna().to_numpy()
     if bad.any():
         issues.append(make_issue("error", file, "timestamp", UNPARSEABLE_TIMESTAMP, frame, bad))
-    return numeric.fillna(0).astype("int64")
+    low, high = timestamp_bounds()
+    outside = (~bad) & ((numeric < low) | (numeric >= high)).to_numpy()
+    if outside.any():
+        message = TIMESTAMP_OUT_OF_RANGE.format(low=low, high=high, low_date=TIMESTAMP_RANGE[0], high_date=TIMESTAMP_RANGE[1])
+        issues.append(make_issue("error", file, "timestamp", message, frame, outside))
+    return numeric.where(~(bad | outside), 0).astype("int64")
 
 
 def _required(frame: pd.DataFrame, columns, file: str) -> list[ValidationIssue]:
+    duplicated = pd.Index(frame.columns)[pd.Index(frame.columns).duplicated()].unique()
+    if len(duplicated):  # e.g. a mapping that renames a column onto one that exists
+        counts = pd.Index(frame.columns).value_counts()
+        return [
+            ValidationIssue("error", file, str(c), DUPLICATE_COLUMN.format(column=c, count=int(counts[c])))
+            for c in duplicated
+        ]
     found = sorted(map(str, frame.columns))
     return [
         ValidationIssue("error", file, c, MISSING_COLUMN.format(column=c, found=found))

@@ -124,7 +124,7 @@ def add_explanations_to_audit(
     if not all((audit_dir / FILES[name]).is_file() for name in ("user_metrics", "meta")):
         raise FileNotFoundError(_NO_USER_METRICS.format(audit_dir))
     explained = explain_audit(AuditResult.read(audit_dir), dataset, models, **options)
-    explained.write(audit_dir)
+    explained.write(audit_dir, overwrite=True)  # this folder, re-written on purpose
     written = ["drivers", "decomposition", *(["probes"] if models else []), "settings"]
     return {key: audit_dir / EXPLANATION_FILES[key] for key in written}
 

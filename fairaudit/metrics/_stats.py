@@ -33,8 +33,10 @@ _NOT_ALIGNED = "Group labels must cover every user of the metric frame; {0} user
 _BAD_ROUNDS = "rounds must be a positive integer, got {0}"
 
 GAP_COLUMNS = (
-    "group", "reference", "reference_group", "metric", "difference", "ratio", "ci_low", "ci_high", "p_value",
+    "group", "reference", "reference_group", "metric", "difference", "ratio", "ci_low", "ci_high", "p_value", "mdg",
 )  # fmt: skip
+#: Power at which ``mdg`` (minimum detectable gap) is computed.
+MDG_POWER = 0.8
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
@@ -152,6 +154,23 @@ def _p_value(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     extreme = np.abs(null) >= np.abs(observed) * (1 - 1e-12) - 1e-15
     p = (1.0 + extreme.sum(axis=0)) / (1.0 + null.shape[0])
     return np.where(np.isnan(observed), np.nan, p)
+
+
+def _critical(null: np.ndarray, alpha: float) -> np.ndarray:
+    """``1 - alpha`` quantile of ``|null|`` over the rounds axis (0); NaN where no round is defined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanquantile(np.abs(null), 1 - alpha, axis=0)
+
+
+def _min_detectable(critical: np.ndarray, replicates: np.ndarray, axis: int) -> np.ndarray:
+    """``critical + z_power * sd(replicates)``: the gap the test detects with probability :data:`MDG_POWER`."""
+    from scipy.stats import norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = np.nanstd(replicates, axis=axis, ddof=1)
+    return critical + norm.ppf(MDG_POWER) * se
 
 
 @dataclass
@@ -282,12 +301,27 @@ class SliceReport:
 
         ``difference = mean(group) - mean(reference)``, ``ratio = mean(group) / mean(reference)``;
         ``ci_low/ci_high``: percentile bootstrap interval of the difference (group and reference
-        resampled within their own groups). ``p_value``: two-sided permutation test, group labels
-        shuffled over all users of the attribute (group sizes fixed), ``(1 + #{|T*| >= |T|}) / (1 + R)``.
-        For ``"best"`` the best group is re-chosen in every permutation (``T = mean_g - max_h mean_h``),
-        so the p-value accounts for having picked the best group; testing against a fixed,
-        data-selected best group would be anti-conservative. The best group itself gets no row.
-        Columns :data:`GAP_COLUMNS`.
+        resampled within their own groups). ``p_value``: permutation test, group labels shuffled
+        over all users of the attribute (group sizes fixed), Monte-Carlo p-value
+        ``(1 + #{T* >= T}) / (1 + R)`` (Phipson & Smyth 2010):
+
+        - ``"rest"``: ``T = |mean_g - mean_rest|`` against its own permutation distribution.
+        - ``"best"``: ``T = |mean_g - mean_best|`` against the permutation distribution of the
+          **range** of the testable group means, ``max_{a,b} |mean*_a - mean*_b|`` (a max-T /
+          Tukey-HSD-type statistic). The best group is chosen on the data, so the difference to it
+          is a maximum over pairs; the range is the same maximum under the null, so
+          ``P(p <= alpha) <= alpha`` for every row and, under the complete null, for the worst
+          group's row (the largest pairwise difference) too. Testing against a fixed,
+          data-selected best group, or ``mean_g - max_h mean_h`` with one tail, is
+          anti-conservative (about ``2 alpha`` with two groups). With two testable groups the
+          range is ``|mean*_1 - mean*_0|``, exactly the vs-rest statistic on the same
+          permutations, so both references give identical p-values.
+
+        ``mdg``: minimum detectable gap at 80 % power for this test at level ``1 - confidence``
+        (unadjusted): ``c + z_0.8 se``, ``c`` = the ``1 - alpha`` quantile of the test's own
+        permutation null, ``se`` = bootstrap standard deviation of the difference (normal
+        approximation of the statistic under the alternative). The best group itself gets no
+        ``best`` row. Columns :data:`GAP_COLUMNS`.
         """
         if reference not in REFERENCES:
             raise ValueError(_BAD_REFERENCE.format(reference, REFERENCES))
@@ -308,13 +342,18 @@ class SliceReport:
         rest = _divide(self._sums.sum(axis=0) - self._sums, self._counts.sum(axis=0) - self._counts)
         reps = self._replicates
         rep_rest = _divide(reps.sums.sum(axis=0) - reps.sums, reps.counts.sum(axis=0) - reps.counts)
-        low, high = _quiet_quantiles(_divide(reps.sums, reps.counts) - rep_rest, self.confidence)
+        rep_diff = _divide(reps.sums, reps.counts) - rep_rest
+        low, high = _quiet_quantiles(rep_diff, self.confidence)
         null = self._null
         null_rest = _divide(null.sums.sum(axis=1, keepdims=True) - null.sums,
                             null.counts.sum(axis=1, keepdims=True) - null.counts)  # fmt: skip
-        p = _p_value(self.means - rest, _divide(null.sums, null.counts) - null_rest)
+        null_diff = _divide(null.sums, null.counts) - null_rest  # (rounds, groups, metrics)
+        p = _p_value(self.means - rest, null_diff)
+        mdg = _min_detectable(_critical(null_diff, 1 - self.confidence), rep_diff, axis=1)
         refs = np.full(g_idx.size, "rest", dtype=object)
-        return self._gap_frame("rest", g_idx, m_idx, refs, self.means - rest, _divide(self.means, rest), low, high, p)
+        return self._gap_frame(
+            "rest", g_idx, m_idx, refs, self.means - rest, _divide(self.means, rest), low, high, p, mdg
+        )
 
     def _best_gaps(self) -> pd.DataFrame:
         best = self.best_groups()
@@ -327,20 +366,31 @@ class SliceReport:
         ratio = np.full(means.shape, np.nan)
         ratio[g_idx, m_idx] = _divide(means[g_idx, m_idx], means[b_idx, m_idx])
         reps = _divide(self._replicates.sums, self._replicates.counts)
-        low, high = np.full(means.shape, np.nan), np.full(means.shape, np.nan)
-        low[g_idx, m_idx], high[g_idx, m_idx] = _quiet_quantiles(
-            reps[g_idx, :, m_idx] - reps[b_idx, :, m_idx], self.confidence, axis=1
-        )
-        sign = np.array([1.0 if self.higher_is_better.get(m, True) else -1.0 for m in self.metrics])
-        null = _divide(self._null.sums, self._null.counts)
-        score = np.where(testable[None] & ~np.isnan(null), null * sign, -np.inf)
-        null_best = np.take_along_axis(null, score.argmax(axis=1)[:, None, :], axis=1)
-        p = _p_value(diff, null - null_best)
+        low, high, mdg = (np.full(means.shape, np.nan) for _ in range(3))
+        rep_diff = reps[g_idx, :, m_idx] - reps[b_idx, :, m_idx]  # (rows, rounds)
+        low[g_idx, m_idx], high[g_idx, m_idx] = _quiet_quantiles(rep_diff, self.confidence, axis=1)
+        null_range = self._null_range()  # (rounds, metrics)
+        p = _p_value(diff, null_range[:, None, :])
+        mdg[g_idx, m_idx] = _min_detectable(_critical(null_range, 1 - self.confidence)[m_idx], rep_diff, axis=1)
         refs = np.full(means.shape, "", dtype=object)
         refs[g_idx, m_idx] = self.group_names[b_idx]
-        return self._gap_frame("best", g_idx, m_idx, refs[g_idx, m_idx], diff, ratio, low, high, p)
+        return self._gap_frame("best", g_idx, m_idx, refs[g_idx, m_idx], diff, ratio, low, high, p, mdg)
 
-    def _gap_frame(self, reference, g_idx, m_idx, ref_groups, diff, ratio, low, high, p) -> pd.DataFrame:
+    def _null_range(self) -> np.ndarray:
+        """Largest pairwise difference of testable group means in every permutation, (rounds, metrics).
+
+        Groups are those testable on the observed data (the same set the best group is chosen
+        from); a group whose mean is undefined in a permutation is left out of that round.
+        """
+        null = _divide(self._null.sums, self._null.counts)
+        usable = self._testable()[None] & ~np.isnan(null)
+        with np.errstate(invalid="ignore"):
+            top = np.where(usable, null, -np.inf).max(axis=1)
+            bottom = np.where(usable, null, np.inf).min(axis=1)
+            spread = top - bottom
+        return np.where(usable.sum(axis=1) >= 2, spread, np.nan)
+
+    def _gap_frame(self, reference, g_idx, m_idx, ref_groups, diff, ratio, low, high, p, mdg) -> pd.DataFrame:
         pick = (g_idx, m_idx)
         return pd.DataFrame(
             {
@@ -353,6 +403,7 @@ class SliceReport:
                 "ci_low": low[pick],
                 "ci_high": high[pick],
                 "p_value": p[pick],
+                "mdg": mdg[pick],
             }
         )
 

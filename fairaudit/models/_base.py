@@ -22,11 +22,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fairaudit.data import Dataset, Split
+from fairaudit.data import Dataset, Split, replacing_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
+#: Version 2 adds ``config_sha256``, the checksum of the whole ``config.json`` (version 1 checksummed the weights only).
+FORMAT_VERSION = 2
+#: Key of ``config.json`` holding the SHA-256 of the canonical JSON of every other key (:func:`config_checksum`).
+CONFIG_CHECKSUM = "config_sha256"
 
 _NOT_FITTED = "{0} is not fitted yet; call fit(dataset, split) first"
 _NOT_A_MODEL = "'{0}' is not a FairAudit model folder: {1}"
@@ -39,7 +42,20 @@ _UNKNOWN_TRAIN_IDS = (
     "split.train has {0} id(s) not in dataset.{0}s (e.g. {1}); build the split from this dataset"
 )
 _MISSING_KEYS = "{0} lacks required key(s) {1}"
-_REQUIRED_KEYS = ("format_version", "kind", "params", "data_fingerprint", "split", "user_ids", "item_ids", "weights_sha256")
+_REQUIRED_KEYS = (
+    "format_version", "kind", "params", "data_fingerprint", "split", "user_ids", "item_ids", "weights_sha256",
+    CONFIG_CHECKSUM,
+)  # fmt: skip
+_MODIFIED = (
+    "Model folder '{0}' was modified after FairAudit saved it: {1} does not match the checksum recorded "
+    "when it was saved; re-train the model (or restore the folder from an unmodified copy)"
+)
+_OLD_FORMAT = (
+    "Model folder '{0}' was saved by an earlier FairAudit (format_version 1) that checksummed only the "
+    "weights, so its config.json cannot be verified; re-train it (e.g. python -m fairaudit train ... "
+    "--out {0} --overwrite)"
+)
+_NEWER_FORMAT = "format_version {0!r} is not {1}; it was written by another FairAudit version, re-train it with this one"
 
 
 @dataclass(frozen=True)
@@ -294,28 +310,39 @@ class Recommender:
         """Extra JSON-ready facts a subclass wants in ``config.json`` (e.g. encoder path)."""
         return {}
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors``; never pickles."""
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` atomically; never pickles.
+
+        ``config.json`` records the SHA-256 of the weights and of its own canonical JSON
+        (:data:`CONFIG_CHECKSUM`), so :func:`load_model` refuses any edit of either. The folder is
+        written into a temporary sibling and renamed into place under a lock beside it
+        (:func:`fairaudit.data.replacing_folder`): a concurrent writer, an existing model folder
+        without ``overwrite=True``, and a folder that is neither empty nor a model folder are
+        refused with :class:`fairaudit.data.OutputError` naming the folder.
+        """
         self._check_fitted()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"state.{name}": t.detach().cpu().contiguous() for name, t in self._state().items()}
         tensors["seen_indptr"] = torch.as_tensor(self.seen_indptr_)
         tensors["seen_indices"] = torch.as_tensor(self.seen_indices_)
-        save_file(tensors, str(directory / WEIGHTS_FILE))
-        config = {
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "params": self.get_params(),
-            "data_fingerprint": self.data_fingerprint_,
-            "split": self.split_,
-            "user_ids": self.user_ids_.tolist(),
-            "item_ids": self.item_ids_.tolist(),
-            "weights_sha256": _file_sha256(directory / WEIGHTS_FILE),
-            "versions": software_versions(),
-            **self._extra_config(),
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        with replacing_folder(directory, overwrite=overwrite, is_ours=is_model_folder, kind="model folder",
+                              replaced=(CONFIG_FILE, WEIGHTS_FILE)) as temporary:  # fmt: skip
+            save_file(tensors, str(temporary / WEIGHTS_FILE))
+            config = {
+                "format_version": FORMAT_VERSION,
+                "kind": self.kind,
+                "params": self.get_params(),
+                "data_fingerprint": self.data_fingerprint_,
+                "split": self.split_,
+                "user_ids": self.user_ids_.tolist(),
+                "item_ids": self.item_ids_.tolist(),
+                "weights_sha256": _file_sha256(temporary / WEIGHTS_FILE),
+                "versions": software_versions(),
+                **self._extra_config(),
+            }
+            config = json.loads(json.dumps(config))  # exactly what load_model will read back
+            config[CONFIG_CHECKSUM] = config_checksum(config)
+            (temporary / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         return directory
 
     @classmethod
@@ -349,6 +376,35 @@ def _top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     idx = keep.nonzero()[:, 1].view(scores.shape[0], k)
     values, order = torch.sort(scores.gather(1, idx), dim=1, descending=True, stable=True)
     return values, idx.gather(1, order)
+
+
+def config_checksum(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``config`` without :data:`CONFIG_CHECKSUM`.
+
+    Covers every key of ``config.json``: kind, parameters (a re-ranker's nested ``base`` and any
+    encoder path included), ids, split, data fingerprint and the weights' checksum.
+
+    >>> config_checksum({"kind": "mf", "params": {"factors": 8}}) == config_checksum(
+    ...     {"params": {"factors": 8}, "kind": "mf", "config_sha256": "x"})
+    True
+    """
+    body = {key: value for key, value in config.items() if key != CONFIG_CHECKSUM}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def is_model_folder(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a FairAudit model's ``config.json`` (a JSON object with ``kind`` and ``format_version``).
+
+    >>> import tempfile
+    >>> is_model_folder(tempfile.mkdtemp())
+    False
+    """
+    try:
+        config = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "kind" in config and "format_version" in config
 
 
 def _file_sha256(path: Path) -> str:
@@ -408,8 +464,11 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
     """Load a saved model folder; refuses pickles, tampering and other data.
 
     Only ``config.json`` (JSON) and ``model.safetensors`` are read, so loading executes
-    no code from the folder. With ``dataset`` given, its fingerprint must match the one
-    the model was trained on.
+    no code from the folder. The whole folder is verified: the checksum of ``config.json``'s
+    canonical JSON (:func:`config_checksum`) and that of the weights must match the ones recorded
+    at saving, else :class:`ModelFolderError` names the folder and says it was modified. Folders
+    of format version 1 (weights-only checksum) cannot be verified and are refused with a hint to
+    re-train. With ``dataset`` given, its fingerprint must match the one the model was trained on.
     """
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -419,22 +478,22 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
         if not path.is_file():
             raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{path.name} is missing"))
     try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{CONFIG_FILE} is not valid JSON ({err})"))
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, f"{CONFIG_FILE} is not valid JSON ({err})")) from None
+    if isinstance(config, dict) and config.get("format_version") == 1 and CONFIG_CHECKSUM not in config:
+        raise ModelFolderError(_OLD_FORMAT.format(directory))
     missing = [key for key in _REQUIRED_KEYS if not isinstance(config, dict) or key not in config]
     if missing:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, _MISSING_KEYS.format(CONFIG_FILE, missing)))
+    if config[CONFIG_CHECKSUM] != config_checksum(config):
+        raise ModelFolderError(_MODIFIED.format(directory, CONFIG_FILE))
     if config["format_version"] != FORMAT_VERSION:
-        raise ModelFolderError(
-            _NOT_A_MODEL.format(directory, f"format_version {config['format_version']} is not {FORMAT_VERSION}")
-        )
+        raise ModelFolderError(_NOT_A_MODEL.format(directory, _NEWER_FORMAT.format(config["format_version"], FORMAT_VERSION)))
     if config.get("kind") not in _REGISTRY:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"unknown model kind {config.get('kind')!r}"))
     if config.get("weights_sha256") != _file_sha256(weights_path):
-        raise ModelFolderError(
-            _NOT_A_MODEL.format(directory, f"{WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE} (modified?)")
-        )
+        raise ModelFolderError(_MODIFIED.format(directory, WEIGHTS_FILE))
     if dataset is not None and dataset.fingerprint() != config["data_fingerprint"]:
         raise ModelFolderError(_WRONG_DATA.format(directory, config["data_fingerprint"], dataset.fingerprint()))
     try:

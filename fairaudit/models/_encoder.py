@@ -32,6 +32,10 @@ _NOT_A_MODEL_FOLDER = (
     "Encoder folder '{0}' has no config.json; pass a local Hugging Face model folder "
     "(e.g. one saved with save_pretrained) or leave encoder=None for the packaged MiniLM"
 )
+_NO_SAFETENSORS = (
+    "Encoder folder '{0}' has no safetensors weights (*.safetensors); FairAudit never loads pickled "
+    "weights (.bin, .pt) or code from a model folder: re-save it with save_pretrained(safe_serialization=True)"
+)
 
 
 def default_encoder_path() -> Path:
@@ -103,6 +107,8 @@ class TextEncoder:
         self.path = Path(path) if path is not None else default_encoder_path()
         if not (self.path / "config.json").is_file():
             raise FileNotFoundError(_NOT_A_MODEL_FOLDER.format(self.path))
+        if not any(self.path.glob("*.safetensors")):
+            raise FileNotFoundError(_NO_SAFETENSORS.format(self.path))
         self.name = DEFAULT_ENCODER if path is None else self.path.name
         self.device = resolve_device(device)
         self.batch_size = batch_size
@@ -122,8 +128,11 @@ class TextEncoder:
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        self._model = AutoModel.from_pretrained(str(self.path)).to(self.device).eval()
+        # Local files only, safetensors weights only, no code from the folder (auto_map is refused).
+        options = {"local_files_only": True, "trust_remote_code": False}
+        self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), **options)
+        self._model = AutoModel.from_pretrained(str(self.path), use_safetensors=True, **options)
+        self._model = self._model.to(self.device).eval()
 
     @property
     def dim(self) -> int:

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import fairaudit
 from fairaudit import plots
 from fairaudit.audit import ALL, AuditResult, select_rows
+from fairaudit.data import check_pdf_target, write_bytes_atomic
 from fairaudit.metrics import METRICS
 from fairaudit.models._encoder import DEFAULT_ENCODER
 from fairaudit.plots import metric_label
@@ -39,8 +40,12 @@ DIVERSITY = tuple(m.name for m in METRICS.where(level="user") if m.family != "ac
 GAP_TABLE_METRICS = METRICS.names(family="accuracy", headline=True)
 #: How the audit grouped its gap tests for the Benjamini-Hochberg correction (``fdr_family`` in audit.json).
 _FDR_FAMILIES = {
-    "attribute": "within each attribute (all models, groups, metrics and references of that attribute)",
-    "audit": "across all gaps of the audit (all models, attributes, groups, metrics and references)",
+    "attribute": "within each attribute (all models, groups, metrics and references of that attribute): one family "
+                 "per audited question, so a strong effect of one attribute cannot lower the bar for another",
+    "model": "within each model and attribute (the groups, metrics and references of one model's attribute): each "
+             "model is judged as if audited alone",
+    "audit": "across all gaps of the audit (all models, attributes, groups, metrics and references): strong effects "
+             "of one attribute lower the bar for every other",
 }
 _FDR_UNKNOWN = "over the family of gaps recorded by the audit engine (fdr_family not recorded in audit.json)"
 #: Said in the comparison section of a multi-model folder that holds no comparison.csv.
@@ -85,7 +90,8 @@ def build_report(
         ``verdicts.csv`` (:func:`fairaudit.compare.add_comparison`) are drawn when present. Nothing is
         recomputed: every number is one the folder holds.
     out_pdf : path
-        Where to write the PDF.
+        Where to write the PDF (atomically). A folder, or an existing file that is not a PDF, is
+        refused before any work (:class:`fairaudit.data.OutputError`); an earlier PDF is replaced.
     organisation, title : str, optional
         Printed on the cover (as literal text).
     thresholds : Thresholds or mapping, optional
@@ -105,6 +111,7 @@ def build_report(
     ...
     fairaudit.audit.MissingAuditFileError: Audit folder 'missing-folder' lacks ...
     """
+    check_pdf_target(out_pdf)
     audit = AuditResult.read(audit_dir)
     if not isinstance(thresholds, Thresholds):
         thresholds = Thresholds.from_mapping(thresholds)
@@ -118,10 +125,7 @@ def build_report(
     figures = [f if isinstance(f, go.Figure) else None for f in sections.charts]
     with ChartRenderer(figures, enabled=charts) as renderer:
         sections.write(pdf, title=title, organisation=organisation, date=date, renderer=renderer)
-    out_pdf = Path(out_pdf)
-    out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(out_pdf))
-    return out_pdf
+    return write_bytes_atomic(out_pdf, bytes(pdf.output()))
 
 
 class _NullPDF:
@@ -483,11 +487,19 @@ class _Sections:
         pdf.bullets([
             f"Confidence intervals: percentile bootstrap with {rounds} resamples of users (seed {seed}), "
             "resampling within each group; gap CIs resample the group and its reference independently.",
-            "Gap p-values: two-sided permutation tests (group labels shuffled among the users of the group and the "
-            "reference), p = (1 + #extreme) / (1 + rounds).",
+            "Gap p-values: two-sided permutation tests (group labels shuffled among the users of the attribute), "
+            "p = (1 + #extreme) / (1 + rounds). Against the rest: |group - rest| against its own permutation "
+            "distribution. Against the best group: |group - best| against the permutation distribution of the largest "
+            "difference between any two tested groups (a max-T / Tukey-type statistic), because the best group is "
+            "picked from the data; with two groups both tests are the same test.",
+            "Minimum detectable gap (gaps.csv mdg): the gap each test would detect with 80% power at the unadjusted "
+            "level, from its permutation critical value and the bootstrap standard error; a non-significant gap "
+            "smaller than it is reported as too small to tell, not as no gap.",
             f"Multiple testing: Benjamini-Hochberg adjustment {_FDR_FAMILIES.get(config.get('fdr_family'), _FDR_UNKNOWN)}; "
             f"a gap is significant when the adjusted p < {self.thresholds.alpha:g}.",
             f"Groups with fewer than {self.config.min_group_size} users are reported but not tested.",
+            "Interaction-derived groupings (user activity levels, item popularity tiers) are computed from the "
+            "training interactions only, so held-out interactions never decide a user's or an item's group.",
             "Model comparison: paired bootstrap - the same resampled users for both models - of differences (B - A), "
             "overall and per group; gap changes resample each group and its rest separately (fairaudit.compare).",
         ], size=9)

@@ -209,7 +209,8 @@ def largest_gap_sentences(group_metrics: pd.DataFrame, gaps: pd.DataFrame, *, k:
                           alpha: float = 0.05, metrics: tuple[str, ...] = RATIO_METRICS) -> list[str]:
     """The ``top`` largest accuracy gaps vs the rest of users, as plain sentences with their CIs.
 
-    Significant gaps (BH-adjusted p < alpha) come first, then by absolute difference.
+    Significant gaps (BH-adjusted p < alpha) come first, then by absolute difference. A non-significant gap
+    smaller than its minimum detectable gap (``mdg`` of ``gaps.csv``, 80 % power) says it is too small to tell.
 
     >>> gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F"], "metric": "ndcg", "value": [.2]})
     >>> gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "reference": "rest",
@@ -229,6 +230,9 @@ def largest_gap_sentences(group_metrics: pd.DataFrame, gaps: pd.DataFrame, *, k:
         value = values.get((row.model, row.attribute, row.group, row.metric), np.nan)
         side = "lower" if row.difference < 0 else "higher"
         verdict = "significant" if row.significant else "not significant"
+        mdg = getattr(row, "mdg", np.nan)  # folders written before gaps.csv had mdg: no power statement
+        if not row.significant and np.isfinite(mdg) and abs(row.difference) < mdg:
+            verdict += f"; too small to tell: gaps under {format_number(mdg)} are not detectable at this group size"
         sentences.append(
             f"Model {row.model}: {metric_label(row.metric, k)} for {row.attribute} = {row.group} is "
             f"{format_number(value)}, {format_number(abs(row.difference))} {side} than for the rest of users "

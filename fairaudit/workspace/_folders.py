@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from fairaudit.data import replacing_folder
 from fairaudit.workspace._uploads import MAX_UNZIPPED_BYTES, unpack_zip
 
 ENV_VAR = "FAIRAUDIT_WORKSPACE"
@@ -199,8 +200,9 @@ class Workspace:
         target = self.model_dir(
             str(config.get("kind", "?")), str(config.get("data_fingerprint", "")), config.get("params", {})
         )
-        if not (target / "config.json").is_file():
-            shutil.copytree(folder, target, dirs_exist_ok=True)
+        if not (target / "config.json").is_file():  # the workspace's own folder: a partial copy is replaced
+            with replacing_folder(target, overwrite=True, is_ours=lambda _: True, kind="model folder") as temporary:
+                shutil.copytree(folder, temporary, dirs_exist_ok=True, symlinks=True)
         return target
 
     def saved_models(self, data_fingerprint: str | None = None) -> list[SavedModel]:
@@ -210,6 +212,8 @@ class Workspace:
         """
         found = []
         for config_path in self.models_dir.glob("*/config.json"):
+            if config_path.parent.name.startswith("."):  # a folder being written (.<name>.tmp-*) or swapped out
+                continue
             try:
                 config = json.loads(config_path.read_text())
             except (OSError, ValueError):

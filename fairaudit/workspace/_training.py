@@ -81,7 +81,7 @@ class TrainingJob:
             if self._cancel.is_set():
                 raise TrainingCancelled(TRAINING_CANCELLED.format(0, "?"))
             self.model.fit(self.dataset, self.split, progress=self._progress)
-            self.model.save(self.out_dir)
+            self.model.save(self.out_dir, overwrite=True)  # the workspace's folder for this kind, data and params
             self.status = "done"
         except TrainingCancelled as err:
             self.error, self.status = str(err), "cancelled"
