@@ -30,7 +30,7 @@ from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split, check_folder_target, load_dataset, load_sample, load_tables
 from fairaudit.explain import DEFAULT_PROBE_USERS, explain_audit
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import RERANK_KINDS, Recommender, model_kinds, resolve_device
+from fairaudit.models import RERANK_KINDS, ImportedRecommender, Recommender, model_kinds, resolve_device
 
 SourceKind = Literal["sample", "folder", "files"]
 #: Kinds of :class:`DataSource`: the bundled sample, a folder or file (``load_dataset``), uploaded tables.
@@ -43,6 +43,12 @@ HOLDOUT_LABEL = "mean over test users"
 _BAD_KIND = "Data source kind '{0}' is unknown; expected one of {1}"
 _NO_PATH = "Data source '{0}' records no {1} (written without paths); give the data again, e.g. --data PATH"
 _BAD_ROLE = "Uploaded table role '{0}' is unknown; expected some of {1} (interactions is required)"
+#: Kinds that hold lists made elsewhere: audited, never trained.
+IMPORTED_KINDS: tuple[str, ...] = (ImportedRecommender.kind,)
+_SPLIT_DIFFERS = (
+    "Model '{0}' was trained on split {1} (fingerprint {2}), but the audit's ground truth is {3} (fingerprint {4}); "
+    "audit it with the split it was trained on (drop --split/--test to use the model's split)"
+)
 _BAD_DEVICE = "'{0}' is not an available device; expected one of {1}"
 
 
@@ -217,6 +223,7 @@ def audit_models(
     overwrite: bool = False,
     baseline: str | None = None,
     progress: Callable[[str], None] | None = None,
+    split: Split | None = None,
 ) -> AuditResult:
     """Audit fitted ``models`` on the split they were trained on; compare, write and explain.
 
@@ -247,6 +254,10 @@ def audit_models(
         Model the others are compared with (default: the first).
     progress : callable, optional
         Receives a short status line per step.
+    split : Split, optional
+        The ground truth to audit on (e.g. a test file for imported lists); every model must have
+        been fitted on it (same fingerprint), else ``ValueError`` naming the model. Default: the
+        models' common split.
 
     Returns
     -------
@@ -269,7 +280,10 @@ def audit_models(
     say = progress or (lambda _line: None)
     if out is not None:  # refuse an output it may not write before the work, not after it
         check_folder_target(out, overwrite=overwrite, is_ours=is_audit_folder, kind="audit folder")
-    split = common_split(dataset, models)
+    if split is None:
+        split = common_split(dataset, models)
+    else:
+        check_split(models, split)
     result = run_audit(dataset, split, models, config, progress=progress)
     if len(models) >= 2:
         say("comparing the models")
@@ -283,13 +297,41 @@ def audit_models(
     return result
 
 
+def check_split(models: Mapping[str, Recommender], split: Split) -> None:
+    """Refuse (``ValueError``) any model not fitted on ``split`` (its recorded split fingerprint differs).
+
+    >>> from fairaudit.data import make_split
+    >>> from fairaudit.models import create_model
+    >>> data = DataSource().load()
+    >>> model = create_model("popularity").fit(data, make_split(data, "random", seed=0))
+    >>> check_split({"pop": model}, make_split(data, "random", seed=1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Model 'pop' was trained on split random...
+    """
+    want = split.describe()
+    for name, model in models.items():
+        got = model.split_
+        if got.get("fingerprint") != want["fingerprint"]:
+            raise ValueError(_SPLIT_DIFFERS.format(
+                name, _split_words(got), got.get("fingerprint"), _split_words(want), want["fingerprint"]
+            ))  # fmt: skip
+
+
+def _split_words(info: Mapping[str, Any]) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in (info.get("params") or {}).items() if k != "sha256")
+    return f"{info.get('method')} (seed {info.get('seed')}{', ' + params if params else ''})"
+
+
 def trainable_kinds() -> tuple[str, ...]:
-    """Registered model kinds that are trained on data (re-rankers wrap a fitted model instead).
+    """Registered model kinds that are trained on data (re-rankers wrap a fitted model; imported lists are read).
 
     >>> {"llm", "popularity", "itemknn", "mf"} <= set(trainable_kinds()) and "rerank_mmr" not in trainable_kinds()
     True
+    >>> "imported" in trainable_kinds()
+    False
     """
-    return tuple(kind for kind in model_kinds() if kind not in RERANK_KINDS)
+    return tuple(kind for kind in model_kinds() if kind not in RERANK_KINDS and kind not in IMPORTED_KINDS)
 
 
 def available_devices() -> tuple[str, ...]:

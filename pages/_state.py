@@ -83,6 +83,8 @@ def init_state() -> None:
     ss.setdefault("datasets", {SAMPLE_LABEL: DataSource()})
     # model folders the analyst loaded by path this session (trained ones are found in the workspace)
     ss.setdefault("loaded_models", [])
+    # label -> model folder (in this session's private folder) of lists imported from other systems
+    ss.setdefault("imported_models", {})
     ss.setdefault("intersections", [])
     ss.setdefault("audit_rounds", DEFAULT_ROUNDS)
 
@@ -131,7 +133,8 @@ def sidebar() -> None:
         if ss.get("model") not in models:
             ss["model"] = models[0] if models else None
         bound(st.selectbox, "Model", "model", models, placeholder="train one on the Model page",
-               help="Models saved in the workspace for this dataset, and folders you loaded.")
+               help="Models saved in the workspace for this dataset, folders you loaded, and systems "
+                    "whose recommendations you imported.")
         choices = attribute_choices(dataset)
         ss["attributes"] = [a for a in ss.get("attributes", choices[:1]) if a in choices] or choices[:1]
         bound(st.multiselect, "User attributes", "attributes", choices,
@@ -227,7 +230,15 @@ def available_models() -> dict[str, str]:
     for path in st.session_state.get("loaded_models", []):
         if _config(path).get("data_fingerprint") == current_fingerprint():
             found.setdefault(loaded_label(path), path)
+    for label, path in st.session_state.get("imported_models", {}).items():
+        if _config(path).get("data_fingerprint") == current_fingerprint():
+            found.setdefault(label, path)
     return found
+
+
+def imported_label(system: str) -> str:
+    """Sidebar label of a system whose recommendation lists were imported (Model page)."""
+    return f"imported-{system}"
 
 
 def loaded_label(path: str | Path) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from fairaudit import plots
-from fairaudit.audit import ALL, AuditResult, select_rows
+from fairaudit.audit import ALL, AuditResult, select_rows, split_for_model
 from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import ACCURACY_METRICS, pareto_front
@@ -168,7 +168,7 @@ def sweep_section(dataset: Dataset) -> None:
         return
     out = S.workspace().sweep_dir(mitigation, key[0], {"model": path, "weights": key[2], **request})
     try:
-        frame = sweep(*key, str(out), dataset, S.split_for(dataset), base)
+        frame = sweep(*key, str(out), dataset, split_for_model(dataset, base), base)  # the split it was made on
     except S.USER_ERRORS as err:
         st.error(f"The sweep failed: {S.md(err)}")
         return

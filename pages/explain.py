@@ -122,6 +122,11 @@ def probe_tab() -> None:
     st.caption("Each probed user is re-scored with only the attribute changed to every other value; how much "
                "their top-K list changes (Jaccard, rank-aware overlap, item-group exposure) is averaged per value. "
                "A model that does not read attributes shows exactly no change.")
+    if not model.probeable:
+        st.info(f"**{S.md(label)}** cannot be probed: FairAudit cannot re-score it as if a user attribute were "
+                "different (recommendations imported from another system, or an external model that does not "
+                "receive user attributes). Its audit, gap drivers, comparisons and report still apply.")
+        return
     plain_attrs = [a for a in S.attribute_choices(dataset) if INTERSECTION_SEP not in a]
     probe_attr = st.selectbox("Attribute to swap", plain_attrs, key="probe_attribute")
     if st.toggle("Run probe", key="probe_on"):

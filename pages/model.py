@@ -11,7 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from fairaudit import service
-from fairaudit.models import create_model
+from fairaudit.data import DataError, file_sha256, load_recommendations, load_test_split
+from fairaudit.models import ImportedRecommender, create_model
+from fairaudit.workspace import safe_filename
 from fairaudit.workspace import TrainingJob
 from pages import _state as S
 
@@ -184,8 +186,90 @@ def selected_section() -> None:
         st.json({key: value for key, value in config.items() if key not in ("user_ids", "item_ids")}, expanded=2)
 
 
+IMPORT_TYPES = ["csv", "tsv", "parquet"]
+
+
+def show_import_report() -> None:
+    """The last import's validation report (kept in the session across the rerun that selects it)."""
+    report = ss.get("import_report")
+    if not report:
+        return
+    st.success(f"Imported **{S.md(report['file'])}**: " + "; ".join(S.md(line) for line in report["systems"])
+               + ". Pick it in the sidebar's **Model** box to audit, compare or report on it.")
+    st.caption(f"Ground truth: {S.md(report['truth'])}")
+    if report["warnings"]:
+        with st.expander(f"Validation report: {len(report['warnings'])} warning(s)", expanded=True):
+            for line in report["warnings"]:
+                st.warning(S.md(line))
+    else:
+        st.caption("Validation: no problems found.")
+
+
+def import_recommendations(upload, test_upload, name: str) -> None:
+    """Validate the uploaded lists against the dataset and the ground truth; on success save each system
+    (an ``imported`` model folder in this session's private folder) and select the first."""
+    ws, session = S.workspace(), ss["session_id"]
+    content = upload.getvalue()
+    path = ws.save_upload(session, f"recommendations-{S.content_hash(content)}-{upload.name}", content, folder="imported")
+    warnings = []
+    if test_upload is not None:
+        test = test_upload.getvalue()
+        test_path = ws.save_upload(session, f"test-{S.content_hash(test)}-{test_upload.name}", test, folder="imported")
+        split, test_warnings = load_test_split(test_path, dataset)
+        warnings += test_warnings
+        truth = f"held-out interactions of {test_upload.name} ({len(split.test):,} rows)"
+    else:
+        split = S.split_for(dataset)
+        truth = f"the dashboard's split ({split.method}, seed {S.SPLIT_SEED}; {len(split.test):,} test interactions)"
+    frame, list_warnings = load_recommendations(path, dataset, split=split, k=S.selected_k(), name=name or None)
+    warnings += list_warnings
+    sha, labels, systems = file_sha256(path), [], []
+    for system, lists in frame.groupby("model", sort=False):
+        model = ImportedRecommender.from_recommendations(lists, dataset, split, system=str(system),
+                                                         source=upload.name, sha256=sha)  # fmt: skip
+        folder = ws.session_dir(session) / "imported" / f"{safe_filename(str(system))}-{sha[:10]}-{split.describe()['fingerprint'][:8]}"
+        model.save(folder, overwrite=True)
+        label = S.imported_label(str(system))
+        ss["imported_models"][label] = str(folder)
+        labels.append(label)
+        systems.append(f"{label}: {lists['user_id'].nunique():,} users, {len(lists):,} rows")
+    ss["import_report"] = {"file": upload.name, "systems": systems, "truth": truth,
+                           "warnings": [str(issue) for issue in warnings]}  # fmt: skip
+    if labels:
+        ss["select_model"] = labels[0]
+    st.rerun()
+
+
+def import_section() -> None:
+    st.subheader("Import recommendations from another system")
+    st.caption(
+        "Audit a recommender FairAudit did not train: upload its top-K lists (CSV, TSV or Parquet with "
+        "`user_id, item_id` and `rank` or `score`; an optional `model` column holds several systems). The lists "
+        "are judged on the dashboard's split unless you upload the held-out test interactions the system did not "
+        "train on. Uploads stay private to this browser session."
+    )
+    show_import_report()
+    upload = st.file_uploader("Recommendations file", type=IMPORT_TYPES, key="import_recs")
+    test_upload = st.file_uploader("Held-out test interactions (optional)", type=IMPORT_TYPES, key="import_test")
+    name = st.text_input("System name", key="import_name",
+                         help="Used when the file has no `model` column (default: the file's name).")
+    if upload is None or not st.button("Import recommendations", type="primary", key="import_button"):
+        return
+    try:
+        import_recommendations(upload, test_upload, name.strip())
+    except DataError as err:
+        ss.pop("import_report", None)
+        st.error(f"**{S.md(upload.name)}** cannot be imported. Fix these problems in the file and upload it "
+                 f"again:\n\n{S.md(err)}")
+    except S.USER_ERRORS as err:
+        ss.pop("import_report", None)
+        st.error(f"**{S.md(upload.name)}** cannot be imported: {S.md(err)}")
+
+
 train_section()
 st.divider()
 selected_section()
 st.divider()
 load_section()
+st.divider()
+import_section()

@@ -17,7 +17,7 @@ import torch
 
 from fairaudit.data import Dataset, Split, random_holdout
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import Progress, TrainingCancelled, create_model, load_model
+from fairaudit.models import ExternalRecommender, Progress, TrainingCancelled, create_model, load_model
 from fairaudit.models._base import _NOT_FITTED, _UNKNOWN_USERS
 from tests.conftest import make_tiny_dataset
 
@@ -114,6 +114,9 @@ class RecommenderContract:
     #: Re-rankers reorder the base model's candidates by more than relevance and report the base
     #: model's score of each item, so for them the lists are checked only against ``score``.
     ranked_by_score: bool = True
+    #: Whether the model is saved as a model folder. External models (``ExternalRecommender``) are code,
+    #: not data: ``save`` refuses them (``TypeError``), which is what the contract checks for them instead.
+    saveable: bool = True
 
     def make(self, **overrides):
         wrapped = {} if self.base is None else {"base": create_model(self.base[0], **self.base[1])}
@@ -169,6 +172,11 @@ class RecommenderContract:
 
     def test_save_load_identical(self, fitted, tiny, tmp_path):
         data, _ = tiny
+        if not self.saveable:
+            with pytest.raises(TypeError, match="cannot be saved"):
+                fitted.save(tmp_path / "m")
+            assert not (tmp_path / "m").exists()
+            return
         fitted.save(tmp_path / "m")
         loaded = load_model(tmp_path / "m", dataset=data)
         assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
@@ -296,3 +304,56 @@ class TestCalibratedReranker(RerankerContract):
 class TestMMRReranker(RerankerContract):
     kind = "rerank_mmr"
     params = {"strength": 0.5}
+
+
+def _ids_to_int(ids) -> np.ndarray:
+    return np.array([int(str(i)[1:]) for i in ids], dtype=np.float32)
+
+
+def parity_scores(user_ids, item_ids):
+    """Stands for a system trained elsewhere: users prefer items of their id's parity, then lower ids.
+
+    On the planted data even users are F and even items comedies, so the planted signal is found.
+    """
+    users, items = _ids_to_int(user_ids), _ids_to_int(item_ids)
+    same = (users[:, None] % 2) == (items[None, :] % 2)
+    return same + 1.0 / (1.0 + items[None, :] // 2)
+
+
+def gender_scores(user_ids, item_ids, attributes):
+    """As :func:`parity_scores`, but the preference is read from the ``gender`` attribute (F: even items)."""
+    items = _ids_to_int(item_ids)
+    female = (attributes["gender"].to_numpy() == "F")[:, None]
+    return (female == (items[None, :] % 2 == 0)) + 1.0 / (1.0 + items[None, :] // 2)
+
+
+class TestExternal(RecommenderContract):
+    """``ExternalRecommender`` (not a registered kind: ``make`` builds it directly). It is code, not data:
+    ``save`` is refused (``saveable``); it trains nothing, so progress is one step; without
+    ``attribute_aware`` overrides are refused plainly instead of being ignored."""
+
+    kind = "external"
+    saveable = False
+    score_fn = staticmethod(parity_scores)
+    aware = False
+
+    def make(self, **overrides):
+        return ExternalRecommender(score=self.score_fn, attribute_aware=self.aware, name="contract", **overrides)
+
+    def test_attribute_overrides(self, fitted):
+        with pytest.raises(ValueError, match="cannot be probed"):
+            fitted.score(["u0", "u1"], attribute_overrides={"gender": "M"})
+        assert not fitted.probeable
+
+
+class TestExternalAttributeAware(TestExternal):
+    score_fn = staticmethod(gender_scores)
+    aware = True
+
+    def test_attribute_overrides(self, fitted):
+        """Only the users whose attribute changes move."""
+        base = fitted.score(["u0", "u1"])  # u0 is F, u1 is M
+        flipped = fitted.score(["u0", "u1"], attribute_overrides={"gender": "M"})
+        assert np.abs(flipped[0] - base[0]).max() > 1e-4
+        np.testing.assert_array_equal(flipped[1], base[1])
+        assert fitted.probeable

@@ -347,7 +347,7 @@ def run_audit(
 
     recs_all, users_all, group_all, gaps_all, exposure_all, model_meta = [], [], [], [], [], {}
     for name, model in models.items():
-        users = test_users[test_users.isin(pd.Index(model.user_ids_))]
+        users = test_users[test_users.isin(pd.Index(model.evaluated_users()))]
         if users.empty:
             raise ValueError(_NO_TEST_USERS.format(name))
         say(f"{name}: recommending top-{config.k} for {len(users)} users")

@@ -17,23 +17,59 @@ group_metrics.csv, gaps.csv, item_exposure.csv and audit.json. With --explain, a
 gap drivers of per-user NDCG (shap_drivers.csv, gap_decomposition.csv) and counterfactual
 attribute probes of every model (probes.csv), which the report then includes.
 
+Recommendation lists made by another system (--recommendations FILE: CSV or Parquet with user_id,
+item_id and rank or score, optionally model) are audited like a model, on held-out interactions
+(--test FILE) or on a split of --data (--split, --split-seed, --test-fraction: the defaults of
+`train`); with --model too, on that model's split. audit.json records each file's SHA-256.
+
 Re-run an audit exactly:  python -m fairaudit audit --config OLD_DIR/audit.json --out NEW_DIR
 
 Example:
   python -m fairaudit audit --data sample_data --model models/pop --model models/mf --k 10 \\
       --out audits/first --attributes gender,age_band,region,gender*age_band
+  python -m fairaudit audit --data sample_data --recommendations their_lists.csv --split random \\
+      --model models/pop --k 10 --out audits/side-by-side
 """
 
-_NEEDS_INPUT = "audit needs --data and at least one --model (or --config with a previous audit.json)"
+_NEEDS_INPUT = (
+    "audit needs --data and at least one --model or --recommendations (or --config with a previous audit.json)"
+)
+_NEEDS_TRUTH = (
+    "--recommendations needs the ground truth: --test FILE (held-out interactions) or --split METHOD "
+    "(the split of --data the other system was trained on), or a --model whose split is used"
+)
+_SPLIT_OPTION_ALONE = "{0} needs --split (it sets a parameter of the split)"
+_FRACTION_FOR = "--test-fraction applies to --split random or cold_items, not {0}"
+_NAMES_COUNT = "--name given {0} time(s) for {1} --recommendations file(s); give one name per file, or none"
+_CHANGED = "{0} '{1}' has SHA-256 {2}, but the audit recorded {3}; the file changed since that audit"
+_TRUTH_FILE = "test_file"
 _BAD_PREVIOUS = "--config '{0}': {1}; expected the audit.json of an earlier audit"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fairaudit.cli._options import audit_default, audit_option, positive_int
+    from fairaudit.cli._options import audit_default, audit_option, positive_int, probability, seed
+    from fairaudit.data import SPLIT_METHODS
     from fairaudit.service import ExplainOptions
 
     parser.add_argument("--data", help="dataset folder or file (as for `validate`)")
     parser.add_argument("--model", action="append", default=[], metavar="DIR", help="saved model folder (repeatable)")
+    parser.add_argument(
+        "--recommendations", action="append", default=[], metavar="FILE",
+        help="recommendation lists made by another system (CSV/Parquet: user_id, item_id, rank or score, "
+        "optional model); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--name", action="append", default=[], help="system name of each --recommendations file without a model "
+        "column (default: the file's stem); repeatable, one per file",
+    )  # fmt: skip
+    truth = parser.add_mutually_exclusive_group()
+    truth.add_argument("--test", metavar="FILE", help="held-out interactions the imported lists are judged on")
+    truth.add_argument("--split", choices=SPLIT_METHODS, help="split of --data the imported lists are judged on")
+    parser.add_argument("--split-seed", type=seed, help="seed of --split (default 0, as `train`)")
+    parser.add_argument(
+        "--test-fraction", type=probability, help="test share of --split random (default 0.2, as `train`) or "
+        "cold-item share of cold_items (default 0.1)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, metavar="AUDIT_DIR", help="folder to write the audit to")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing audit folder --out (refused otherwise)")
     parser.add_argument("--config", metavar="AUDIT_JSON", help="re-use the config, data and models of an earlier audit")
@@ -82,6 +118,19 @@ def _display_names(dirs: list[str]) -> list[str]:
     return names
 
 
+def _unique(name: str, taken) -> str:
+    """``name``, or ``name-2``, ``name-3`` ... when taken.
+
+    >>> _unique("pop", ["pop"])
+    'pop-2'
+    """
+    out, n = name, 1
+    while out in taken:
+        n += 1
+        out = f"{name}-{n}"
+    return out
+
+
 def previous_config(path: str) -> dict:
     """The ``config`` mapping of an earlier audit's ``audit.json``, checked against the audit schema.
 
@@ -104,14 +153,96 @@ def previous_config(path: str) -> dict:
     return previous
 
 
+def _check_split_options(args: argparse.Namespace) -> None:
+    """Option combinations refused before anything is loaded (exit status 2)."""
+    from fairaudit.cli._options import UsageError
+
+    for option, value in (("--split-seed", args.split_seed), ("--test-fraction", args.test_fraction)):
+        if value is not None and not args.split:
+            raise UsageError(_SPLIT_OPTION_ALONE.format(option))
+    if args.test_fraction is not None and args.split == "temporal":
+        raise UsageError(_FRACTION_FOR.format(args.split))
+    if args.name and len(args.name) != len(args.recommendations):
+        raise UsageError(_NAMES_COUNT.format(len(args.name), len(args.recommendations)))
+
+
+def ground_truth(args: argparse.Namespace, dataset, models: dict, say) -> tuple[object | None, dict | None]:
+    """The split imported lists are judged on, and its ``audit.json`` record (``config.data.ground_truth``).
+
+    ``--test FILE``; ``--split`` (defaults of ``train``); else the models' split (``None``: the service
+    finds it). Warnings of the test file are printed through ``say``.
+    """
+    from fairaudit.data import file_sha256, load_test_split, make_split
+
+    if args.test:
+        split, warnings = load_test_split(args.test, dataset)
+        for issue in warnings:
+            say(str(issue))
+        path = str(Path(args.test).resolve())
+        return split, {"kind": _TRUTH_FILE, "path": path, "sha256": file_sha256(args.test)}
+    if args.split:
+        fraction = {"random": "test_fraction", "cold_items": "cold_fraction"}.get(args.split)
+        params = {fraction: args.test_fraction} if fraction and args.test_fraction is not None else {}
+        split = make_split(dataset, args.split, seed=args.split_seed or 0, **params)
+        info = split.describe()
+        return split, {"kind": "split", "method": info["method"], "seed": info["seed"], "params": info["params"]}
+    if models:
+        return None, {"kind": "model_split"}
+    return None, None
+
+
+def imported_models(files: list[str], names: list[str], dataset, split, k: int, taken, say) -> tuple[dict, list]:
+    """An :class:`~fairaudit.models.ImportedRecommender` per system of every recommendations file, and their records.
+
+    Display names are the systems' names (``model`` column, ``--name`` or the file stem), made
+    unique against ``taken`` with ``-2``, ``-3``. Each file's warnings are printed through ``say``.
+    """
+    from fairaudit.data import file_sha256, load_recommendations
+    from fairaudit.models import ImportedRecommender
+
+    models, records, taken = {}, [], list(taken)
+    for i, path in enumerate(files):
+        name = names[i] if names else None
+        frame, warnings = load_recommendations(path, dataset, split=split, k=k, name=name)
+        for issue in warnings:
+            say(str(issue))
+        sha256, source = file_sha256(path), str(Path(path).resolve())
+        systems = {}
+        for system in dict.fromkeys(frame["model"]):
+            display = _unique(str(system), taken)
+            taken.append(display)
+            systems[display] = str(system)
+            models[display] = ImportedRecommender.from_recommendations(
+                frame, dataset, split, system=system, source=source, sha256=sha256
+            )
+        records.append({"path": source, "sha256": sha256, "name": name, "systems": systems})
+    return models, records
+
+
+def _verify_recorded(records: list[dict], truth: dict | None) -> None:
+    """Refuse (``ValueError``, exit 1) recorded imported files whose SHA-256 changed since the audit."""
+    from fairaudit.data import file_sha256
+
+    files = [("recommendations file", r["path"], r["sha256"]) for r in records]
+    if truth and truth.get("kind") == _TRUTH_FILE:
+        files.append(("test file", truth["path"], truth["sha256"]))
+    for what, path, recorded in files:
+        got = file_sha256(path)
+        if got != recorded:
+            raise ValueError(_CHANGED.format(what, path, got, recorded))
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fairaudit.audit import AuditConfig, plain_attributes
+    from fairaudit.audit import AuditConfig, audit_split, plain_attributes
     from fairaudit.cli._options import UsageError, check_values, text_list
     from fairaudit.models import load_model
     from fairaudit.service import DataSource, ExplainOptions, audit_models
 
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    _check_split_options(args)
+    recorded_files, recorded_truth = [], None
     if args.config:
         previous = previous_config(args.config)
         config = AuditConfig.from_dict(previous)
@@ -119,12 +250,17 @@ def run(args: argparse.Namespace) -> int:
         source = DataSource.from_dict(recorded)
         if args.data:  # the same config on data found elsewhere: the recorded column mapping still applies
             source = DataSource("folder", path=args.data, mapping=source.mapping)
-        model_dirs = dict(zip(_display_names(args.model), args.model)) if args.model else recorded.get("models")
-        if not model_dirs:
+        model_dirs = dict(zip(_display_names(args.model), args.model)) if args.model else recorded.get("models") or {}
+        if not args.recommendations:
+            recorded_files = list(recorded.get("recommendations") or [])
+            recorded_truth = recorded.get("ground_truth")
+        if not model_dirs and not recorded_files and not args.recommendations:
             raise UsageError(_NEEDS_INPUT)
     else:
-        if not args.data or not args.model:
+        if not args.data or not (args.model or args.recommendations):
             raise UsageError(_NEEDS_INPUT)
+        if args.recommendations and not (args.model or args.test or args.split):
+            raise UsageError(_NEEDS_TRUTH)
         attributes = tuple(text_list(args.attributes)) or None if args.attributes else None
         config = AuditConfig(
             k=args.k, attributes=attributes, bootstrap_rounds=args.bootstrap, seed=args.seed,
@@ -138,12 +274,34 @@ def run(args: argparse.Namespace) -> int:
         check_values("--attributes", plain_attributes(config.attributes), columns, "user attributes")
     models = {name: load_model(path, dataset) for name, path in model_dirs.items()}
     record = {**source.to_dict(), "models": {name: str(path) for name, path in model_dirs.items()}}
+    split = None
+    if recorded_files:
+        # A re-run of imported lists: the same files (fingerprints verified) on the recorded split.
+        _verify_recorded(recorded_files, recorded_truth)
+        split = audit_split(dataset, config)
+        files, names = [r["path"] for r in recorded_files], [r.get("name") for r in recorded_files]
+        truth = recorded_truth
+    else:
+        split, truth = ground_truth(args, dataset, models, say) if args.recommendations else (None, None)
+        files, names = args.recommendations, args.name
+    if files:
+        if split is None and not models:
+            raise UsageError(_NEEDS_TRUTH)
+        if split is None:  # lists judged on the split of the --model(s) they are audited with
+            from fairaudit.audit import common_split
+
+            split = common_split(dataset, models)
+        imported, records = imported_models(files, names, dataset, split, config.k, models, say)
+        models.update(imported)
+        record.update(recommendations=records, ground_truth=truth)
     config = AuditConfig.from_dict({**config.to_dict(), "data": record})
     out = Path(args.out)
     result = audit_models(
         dataset, models, config, explain=ExplainOptions(args.probe_users) if args.explain else None, out=out,
-        overwrite=args.overwrite, progress=lambda line: print(line, file=sys.stderr),
+        overwrite=args.overwrite, progress=say, split=split,
     )  # fmt: skip
+    for name, reason in ((result.explanations or {}).get("not_probed") or {}).items():
+        say(f"note: {reason}")
     gaps = result.gaps
     significant = gaps[gaps["p_adjusted"] < config.alpha]
     print(f"Audit {result.meta['audit_id']} written to {out}")

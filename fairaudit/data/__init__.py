@@ -1,6 +1,13 @@
 """Data layer: loading, validation, derived attributes, splits and sample data."""
 
 from fairaudit.data._derive import activity_level, age_band, genre_matrix, popularity_tier, zip_region
+from fairaudit.data._imported import (
+    RECOMMENDATION_COLUMNS,
+    TEST_FILE_METHOD,
+    file_sha256,
+    load_recommendations,
+    load_test_split,
+)
 from fairaudit.data._load import apply_mapping, load_dataset, load_tables, read_columns, validate_path
 from fairaudit.data._output import (
     FORMULA_PREFIXES,
@@ -29,6 +36,11 @@ from fairaudit.data._split import SPLIT_METHODS, item_cold_start, make_split, ra
 from fairaudit.data._synth import generate_sample, load_sample, write_sample
 
 __all__ = [
+    "RECOMMENDATION_COLUMNS",
+    "TEST_FILE_METHOD",
+    "file_sha256",
+    "load_recommendations",
+    "load_test_split",
     "FORMULA_PREFIXES",
     "OutputError",
     "OutputLockedError",

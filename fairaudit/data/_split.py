@@ -142,6 +142,9 @@ def item_cold_start(dataset: Dataset, cold_fraction: float = 0.1, seed: int = 0)
 def make_split(dataset: Dataset, method: SplitMethod, *, seed: int = 0, **params) -> Split:
     """Split ``dataset`` by method name: ``"random"``, ``"temporal"`` or ``"cold_items"``.
 
+    ``"test_file"`` (not offered as a choice) re-reads a held-out test file from ``path=``, checking
+    its ``sha256=`` (:func:`fairaudit.data.load_test_split`), so recorded splits of imported lists re-create.
+
     ``seed`` is ignored by ``"temporal"`` (it is not random).
 
     >>> from fairaudit.data._schema import Dataset
@@ -157,4 +160,8 @@ def make_split(dataset: Dataset, method: SplitMethod, *, seed: int = 0, **params
         return temporal_leave_last(dataset, **params)
     if method == "cold_items":
         return item_cold_start(dataset, seed=seed, **params)
+    if method == "test_file":  # held-out interactions from a file (imported recommendation lists)
+        from fairaudit.data._imported import split_from_test_file
+
+        return split_from_test_file(dataset, **params)
     raise ValueError(UNKNOWN_METHOD.format(method, SPLIT_METHODS))

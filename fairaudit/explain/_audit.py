@@ -17,7 +17,7 @@ import pandas as pd
 from fairaudit.audit import FILES, OPTIONAL_FILES, AuditResult, audit_split
 from fairaudit.data import Dataset
 from fairaudit.explain._features import DEFAULT_ATTRIBUTES, user_features
-from fairaudit.explain._probe import probe_attribute
+from fairaudit.explain._probe import NOT_PROBEABLE, probe_attribute
 from fairaudit.explain._surrogate import SURROGATE_PARAMS, explain_gaps
 from fairaudit.models import Recommender
 
@@ -56,7 +56,8 @@ def explain_audit(
         The audited data (user attributes, item genres, interactions).
     models : mapping, optional
         Display name -> fitted model, as audited; without it no probes are run and the audit's
-        ``probes`` (e.g. from ``fairaudit probe``) stay as they are.
+        ``probes`` (e.g. from ``fairaudit probe``) stay as they are. Models that are not
+        ``probeable`` are not probed; the settings name them under ``not_probed`` with the reason.
     metrics : sequence of str
         Per-user metrics to explain.
     attributes : sequence of str, optional
@@ -99,13 +100,20 @@ def explain_audit(
         probe_attribute(model, dataset, attribute, users=probe_users, k=k, seed=seed, bootstrap_rounds=rounds)
         .assign(model=model_name)
         for model_name, model in (models or {}).items()
+        if model.probeable
         for attribute in attributes
     ]
+    # Models FairAudit cannot re-score with another attribute value are named, not probed.
+    not_probed = {
+        name: getattr(model, "not_probeable_reason", NOT_PROBEABLE).format(name)  # a kind may say why in its words
+        for name, model in (models or {}).items() if not model.probeable
+    }  # fmt: skip
     if probes:
         tables["probes"] = _model_first(probes)
     settings = {
         "metrics": list(metrics), "attributes": list(attributes), "seed": seed, "bootstrap_rounds": rounds, "k": k,
         "probe_users": probe_users,
+        **({"not_probed": not_probed} if not_probed else {}),
         "surrogate": {"model": "GradientBoostingRegressor", **SURROGATE_PARAMS, "r2": "5-fold CV",
                       "shap": "TreeExplainer"},
     }  # fmt: skip

@@ -40,6 +40,11 @@ _MISSING_ATTRIBUTE = "User attribute '{0}' is not a column of the users table; e
 _MISSING_ITEM_ATTRIBUTE = "Item attribute '{0}' is not a column of the items table; expected one of {1}"
 _TOO_FEW_VALUES = "Attribute '{0}' needs at least two known values to probe; found {1}"
 _NO_USERS = "No probed user is known to both the model and the dataset's users table"
+NOT_PROBEABLE = (
+    "Model '{0}' cannot be probed: FairAudit cannot re-score it as if a user attribute were different "
+    "(e.g. an external model whose score function does not receive user attributes), so a probe could "
+    "only report a zero change it cannot vouch for; wrap it as attribute-aware to probe it"
+)
 
 
 def exposure_metric(item_attribute: str, group: str) -> str:
@@ -302,7 +307,8 @@ def probe_attribute(
 ) -> pd.DataFrame:
     """Counterfactual probe of one sensitive attribute: :func:`probe_users` then :func:`summarise_probe`.
 
-    Parameters are those of the two functions. Users whose original value is ``"unknown"`` are
+    Parameters are those of the two functions. A model that is not ``probeable`` raises
+    ``ValueError`` (:data:`NOT_PROBEABLE`) instead of reporting zero change. Users whose original value is ``"unknown"`` are
     probed with every value and reported under ``original_value="unknown"``, but left out of the
     pooled (``"all"``) rows and of the SNSR/SNSV spread, whose meaning needs a known original.
 
@@ -323,6 +329,9 @@ def probe_attribute(
     >>> table.query("metric == 'prag'")[["original_value", "counterfactual_value", "estimate"]].values.tolist()
     [['F', 'M', 1.0], ['M', 'F', 1.0], ['all', 'F', 1.0], ['all', 'M', 1.0]]
     """
+    if not model.probeable:
+        reason = getattr(model, "not_probeable_reason", NOT_PROBEABLE)  # a kind may say why in its words
+        raise ValueError(reason.format(getattr(model, "name", None) or getattr(model, "system", None) or model.kind))
     per_user = probe_users(
         model, dataset, attribute, users=users, k=k, values=values, item_attributes=item_attributes, seed=seed
     )

@@ -2,7 +2,8 @@
 
 Every kind registers itself when its module is imported here: the base models, the LLM
 recommender (with its in-training fairness terms, ``_losses.py``) and the re-rankers that wrap
-any fitted model (``_rerank.py``, greedy list builders in ``_greedy.py``).
+any fitted model (``_rerank.py``, greedy list builders in ``_greedy.py``). ``ExternalRecommender``
+(``_external.py``) wraps a model trained elsewhere; it is not a registered kind (it is code).
 """
 
 from fairaudit.models._base import (
@@ -20,6 +21,7 @@ from fairaudit.models._base import (
     software_versions,
     TrainingCancelled,
 )
+from fairaudit.models._external import FINGERPRINT_USERS, ExternalRecommender, ScoreFunction
 from fairaudit.models._encoder import TextEncoder, item_text_embeddings, item_texts
 from fairaudit.models._itemknn import ItemKNNRecommender
 from fairaudit.models._llm import LLMRecommender
@@ -49,18 +51,27 @@ from fairaudit.models._rerank import (
     RerankKind,
 )
 
+# Imported lists register last, so the trained kinds keep their order in choices.
+from fairaudit.models._imported import NOT_RESCORABLE, ImportedRecommender, NotRescorable
+
 __all__ = [
+    "NOT_RESCORABLE",
+    "ImportedRecommender",
+    "NotRescorable",
     "ADVERSARY_OBJECTIVES",
     "FAIRNESS_KINDS",
+    "FINGERPRINT_USERS",
     "RERANK_KINDS",
     "AdversaryObjective",
     "AttributeAdversary",
     "CalibratedReranker",
     "ExposureReranker",
+    "ExternalRecommender",
     "FairnessKind",
     "FairnessRegulariser",
     "MMRReranker",
     "RerankKind",
+    "ScoreFunction",
     "Reranker",
     "attribute_leakage",
     "attribute_recovery",

@@ -116,6 +116,11 @@ class Recommender:
     kind: ClassVar[str] = "base"
     #: Whether the model can score items never seen in training from their content.
     supports_cold_items: ClassVar[bool] = False
+    #: Whether counterfactual probes can measure the model: ``attribute_overrides`` reach everything
+    #: it reads about a user (models that read no attribute ignore them: exactly zero change). False
+    #: for systems FairAudit cannot re-score as if an attribute were different (an external model
+    #: whose function does not receive attributes); probes then say so instead of reporting zero change.
+    probeable: ClassVar[bool] = True
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -194,6 +199,14 @@ class Recommender:
     def _build_index(self) -> None:
         self._user_index = pd.Index(self.user_ids_)
         self._item_index = pd.Index(self.item_ids_)
+
+    def evaluated_users(self) -> np.ndarray:
+        """Users the model has lists for, i.e. whom an audit evaluates (those with test items): every known user.
+
+        Imported recommendation lists narrow it to the users with a list.
+        """
+        self._check_fitted()
+        return self.user_ids_
 
     def user_positions(self, user_ids: Iterable) -> np.ndarray:
         """Row positions of ``user_ids`` in the model; unknown ids raise ``KeyError``."""

@@ -60,6 +60,15 @@ class Reranker(Recommender):
         """As the wrapped model: re-ranking only reorders its candidates."""
         return bool(self.base is not None and self.base.supports_cold_items)
 
+    def evaluated_users(self) -> np.ndarray:
+        """As the wrapped model (an imported list's users)."""
+        return self.base.evaluated_users()
+
+    @property
+    def probeable(self) -> bool:  # type: ignore[override]
+        """As the wrapped model: the re-ranking itself reads no user attribute."""
+        return bool(self.base is None or self.base.probeable)
+
     def __init__(self, base: Recommender | None = None, strength: float = 0.5, n_candidates: int = 100):
         self.base = base
         self.strength = strength

@@ -391,6 +391,8 @@ class _Sections:
         pdf, audit = self.pdf, self.audit
         pdf.heading("Explanations")
         pdf.heading("Counterfactual attribute probes", level=1)
+        for reason in ((audit.explanations or {}).get("not_probed") or {}).values():  # e.g. imported lists
+            pdf.paragraph(f"Not probed: {reason}.", style="I", size=9)
         if audit.probes is None:
             pdf.paragraph("Not run: the audit folder holds no probes.csv (see `python -m fairaudit probe`).")
         else:
