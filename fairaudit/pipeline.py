@@ -37,8 +37,8 @@ import yaml
 from fairaudit.audit import AUDIT_BOUNDS, AuditConfig, is_audit_folder
 from fairaudit.data import SPLIT_METHODS, Dataset, OutputError, Split, check_folder_target, check_pdf_target, make_split
 from fairaudit.data import _split as split_functions
-from fairaudit.models import ModelFolderError, Recommender, create_model, is_model_folder, load_model
-from fairaudit.service import DataSource, ExplainOptions, audit_models, check_device, trainable_kinds
+from fairaudit.models import ModelFolderError, Recommender, check_device, create_model, is_model_folder, load_model
+from fairaudit.service import DataSource, ExplainOptions, audit_models, trainable_kinds
 
 CONFIG_COPY = "run_config.yaml"
 

@@ -30,7 +30,7 @@ from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split, check_folder_target, load_dataset, load_sample, load_tables
 from fairaudit.explain import DEFAULT_PROBE_USERS, explain_audit
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import RERANK_KINDS, ImportedRecommender, Recommender, model_kinds, resolve_device
+from fairaudit.models import RERANK_KINDS, ImportedRecommender, Recommender, model_kinds
 
 SourceKind = Literal["sample", "folder", "files"]
 #: Kinds of :class:`DataSource`: the bundled sample, a folder or file (``load_dataset``), uploaded tables.
@@ -49,7 +49,6 @@ _SPLIT_DIFFERS = (
     "Model '{0}' was trained on split {1} (fingerprint {2}), but the audit's ground truth is {3} (fingerprint {4}); "
     "audit it with the split it was trained on (drop --split/--test to use the model's split)"
 )
-_BAD_DEVICE = "'{0}' is not an available device; expected one of {1}"
 
 
 def _pairs(value: Mapping[str, str] | tuple | None) -> tuple[tuple[str, str], ...]:
@@ -332,43 +331,6 @@ def trainable_kinds() -> tuple[str, ...]:
     False
     """
     return tuple(kind for kind in model_kinds() if kind not in RERANK_KINDS and kind not in IMPORTED_KINDS)
-
-
-def available_devices() -> tuple[str, ...]:
-    """Device names a model can train on here: ``auto``, ``cpu``, and ``cuda``/``cuda:N``/``mps`` when present.
-
-    >>> available_devices()[:2]
-    ('auto', 'cpu')
-    """
-    import torch
-
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return tuple(devices)
-
-
-def check_device(device: str) -> str:
-    """``device`` unchanged when a model can run on it here; else ``ValueError`` naming the available ones.
-
-    >>> check_device("cpu")
-    'cpu'
-    >>> check_device("banana")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: 'banana' is not an available device; expected one of ('auto', 'cpu'...)
-    """
-    available = available_devices()
-    try:
-        resolved = resolve_device(device) if isinstance(device, str) else None
-    except (RuntimeError, ValueError, TypeError):
-        resolved = None
-    if resolved is None or (device not in available and str(resolved) not in available):
-        raise ValueError(_BAD_DEVICE.format(device, available))
-    return device
 
 
 def holdout_quality(model: Recommender, split: Split, *, k: int = 10) -> pd.Series:

@@ -182,7 +182,7 @@ def device(text: str) -> str:
     >>> device("cpu")
     'cpu'
     """
-    from fairaudit.service import check_device
+    from fairaudit.models import check_device
 
     try:
         return check_device(text)

@@ -20,6 +20,8 @@ from fairaudit.models._base import (
     resolve_device,
     software_versions,
     TrainingCancelled,
+    available_devices,
+    check_device,
 )
 from fairaudit.models._external import FINGERPRINT_USERS, ExternalRecommender, ScoreFunction
 from fairaudit.models._encoder import TextEncoder, item_text_embeddings, item_texts
@@ -100,6 +102,8 @@ __all__ = [
     "load_model",
     "model_kinds",
     "register",
+    "available_devices",
+    "check_device",
     "resolve_device",
     "software_versions",
 ]

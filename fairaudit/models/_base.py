@@ -42,6 +42,7 @@ _UNKNOWN_TRAIN_IDS = (
     "split.train has {0} id(s) not in dataset.{0}s (e.g. {1}); build the split from this dataset"
 )
 _MISSING_KEYS = "{0} lacks required key(s) {1}"
+_BAD_DEVICE = "'{0}' is not an available device; expected one of {1}"
 _REQUIRED_KEYS = (
     "format_version", "kind", "params", "data_fingerprint", "split", "user_ids", "item_ids", "weights_sha256",
     CONFIG_CHECKSUM,
@@ -99,6 +100,41 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
+
+
+def available_devices() -> tuple[str, ...]:
+    """Device names a model can train on here: ``auto``, ``cpu``, and ``cuda``/``cuda:N``/``mps`` when present.
+
+    >>> available_devices()[:2]
+    ('auto', 'cpu')
+    """
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return tuple(devices)
+
+
+def check_device(device: str) -> str:
+    """``device`` unchanged when a model can run on it here; else ``ValueError`` naming the available ones.
+
+    >>> check_device("cpu")
+    'cpu'
+    >>> check_device("banana")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'banana' is not an available device; expected one of ('auto', 'cpu'...)
+    """
+    available = available_devices()
+    try:
+        resolved = resolve_device(device) if isinstance(device, str) else None
+    except (RuntimeError, ValueError, TypeError):
+        resolved = None
+    if resolved is None or (device not in available and str(resolved) not in available):
+        raise ValueError(_BAD_DEVICE.format(device, available))
+    return device
 
 def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((cols, rows))
