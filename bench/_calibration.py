@@ -44,7 +44,7 @@ from scipy.stats import beta
 
 from fairaudit.audit import LOWER_IS_BETTER
 from fairaudit.compare import compare_models
-from fairaudit.metrics import SliceReport, benjamini_hochberg
+from fairaudit.metrics import MIN_GROUP_SIZE, SliceReport, benjamini_hochberg
 from fairaudit.metrics._stats import _divide, _p_value
 
 
@@ -110,7 +110,7 @@ def null_gap_rates(
     rounds: int = 199,
     alpha: float = 0.05,
     seed: int = 0,
-    min_group_size: int = 30,
+    min_group_size: int = MIN_GROUP_SIZE,
     higher_is_better: Mapping[str, bool] | None = None,
     name: str = "",
     legacy: bool = False,
@@ -155,7 +155,7 @@ def null_comparison_rates(
     rounds: int = 199,
     alpha: float = 0.05,
     seed: int = 0,
-    min_group_size: int = 30,
+    min_group_size: int = MIN_GROUP_SIZE,
     name: str = "",
 ) -> list[Rate]:
     """False-positive rates of :func:`fairaudit.compare.compare_models` (and of the sweep's improvement

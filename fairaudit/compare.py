@@ -22,7 +22,7 @@ from fairaudit.audit import (
     ALL, LOWER_IS_BETTER, TABLES, AuditConfig, AuditResult, attribute_groups, audit_split, plain_attributes,
     train_derived_users,
 )
-from fairaudit.metrics import bootstrap_sums, metric_label
+from fairaudit.metrics import MIN_GROUP_SIZE, bootstrap_sums, metric_label
 from fairaudit.metrics._stats import seeded_rng
 
 #: Columns of :func:`compare_models`' table (``comparison.csv`` in an audit folder).
@@ -137,7 +137,7 @@ def compare_models(
     rounds: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-    min_group_size: int = 30,
+    min_group_size: int = MIN_GROUP_SIZE,
 ) -> pd.DataFrame:
     """Paired-bootstrap differences ``B - A`` overall, per group, and of gaps vs the rest.
 
