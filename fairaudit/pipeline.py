@@ -35,8 +35,16 @@ import pydantic
 import yaml
 
 from fairaudit.audit import AUDIT_BOUNDS, AuditConfig, is_audit_folder
-from fairaudit.data import SPLIT_METHODS, Dataset, OutputError, Split, check_folder_target, check_pdf_target, make_split
-from fairaudit.data import _split as split_functions
+from fairaudit.data import (
+    SPLIT_FUNCTIONS,
+    SPLIT_METHODS,
+    Dataset,
+    OutputError,
+    Split,
+    check_folder_target,
+    check_pdf_target,
+    make_split,
+)
 from fairaudit.models import ModelFolderError, Recommender, check_device, create_model, is_model_folder, load_model
 from fairaudit.service import DataSource, ExplainOptions, audit_models, trainable_kinds
 
@@ -81,8 +89,6 @@ THRESHOLD_BOUNDS: dict[str, dict[str, float]] = {
     "max_exposure_diff": {"ge": 0, "le": 1},
     "alpha": {"gt": 0, "lt": 1},
 }
-#: Split function of each method (its keyword parameters are ``split.params``).
-_SPLIT_FUNCTIONS = {"random": "random_holdout", "temporal": "temporal_leave_last", "cold_items": "item_cold_start"}
 
 
 class ConfigError(ValueError):
@@ -161,7 +167,7 @@ def _params_schema(kind: str):
 @lru_cache(maxsize=None)
 def _split_schema(method: str):
     """Schema of ``split.params`` for ``method``: the keyword parameters of its split function."""
-    function = getattr(split_functions, _SPLIT_FUNCTIONS[method])
+    function = SPLIT_FUNCTIONS[method]
     hints = get_type_hints(function)
     names = [n for n in inspect.signature(function).parameters if n not in ("dataset", "seed")]
     return _model_of(f"{method}_split_params", {n: hints[n] for n in names}, {}, SPLIT_PARAM_BOUNDS)

@@ -32,7 +32,14 @@ from fairaudit.data._schema import (
     ValidationIssue,
     frame_fingerprint,
 )
-from fairaudit.data._split import SPLIT_METHODS, item_cold_start, make_split, random_holdout, temporal_leave_last
+from fairaudit.data._split import (
+    SPLIT_FUNCTIONS,
+    SPLIT_METHODS,
+    item_cold_start,
+    make_split,
+    random_holdout,
+    temporal_leave_last,
+)
 from fairaudit.data._synth import generate_sample, load_sample, write_sample
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "replacing_folder",
     "write_bytes_atomic",
     "write_csv",
+    "SPLIT_FUNCTIONS",
     "SPLIT_METHODS",
     "GENRE_SEP",
     "UNKNOWN",

@@ -9,6 +9,8 @@ reproduces any split exactly.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import numpy as np
@@ -139,6 +141,15 @@ def item_cold_start(dataset: Dataset, cold_fraction: float = 0.1, seed: int = 0)
     )
 
 
+#: The split function of each method of :data:`SPLIT_METHODS`; its keyword parameters other than
+#: ``seed`` are the method's ``params`` (what ``make_split`` and a configuration's ``split.params`` take).
+SPLIT_FUNCTIONS: dict[str, Callable[..., Split]] = {
+    "random": random_holdout,
+    "temporal": temporal_leave_last,
+    "cold_items": item_cold_start,
+}
+
+
 def make_split(dataset: Dataset, method: SplitMethod, *, seed: int = 0, **params) -> Split:
     """Split ``dataset`` by method name: ``"random"``, ``"temporal"`` or ``"cold_items"``.
 
@@ -154,12 +165,10 @@ def make_split(dataset: Dataset, method: SplitMethod, *, seed: int = 0, **params
     >>> make_split(ds, s.method, seed=s.seed, **s.params).describe() == s.describe()
     True
     """
-    if method == "random":
-        return random_holdout(dataset, seed=seed, **params)
-    if method == "temporal":
-        return temporal_leave_last(dataset, **params)
-    if method == "cold_items":
-        return item_cold_start(dataset, seed=seed, **params)
+    if method in SPLIT_FUNCTIONS:
+        function = SPLIT_FUNCTIONS[method]
+        seeded = {"seed": seed} if "seed" in inspect.signature(function).parameters else {}
+        return function(dataset, **seeded, **params)
     if method == "test_file":  # held-out interactions from a file (imported recommendation lists)
         from fairaudit.data._imported import split_from_test_file
 
