@@ -358,9 +358,9 @@ def test_a_forged_checksum_still_never_loads_code(saved_models, tmp_path):
     folder = shutil.copytree(saved_models / "pop", tmp_path / "forged")
     (folder / WEIGHTS_FILE).write_bytes(pickle.dumps({"x": 1}))
     config = json.loads((folder / CONFIG_FILE).read_text())
-    from fairaudit.models._base import _file_sha256
+    from fairaudit.data import file_sha256
 
-    config["weights_sha256"] = _file_sha256(folder / WEIGHTS_FILE)
+    config["weights_sha256"] = file_sha256(folder / WEIGHTS_FILE)
     config["config_sha256"] = config_checksum(config)
     (folder / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match="not a safetensors file"):

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from fairaudit.data import Split, random_holdout
 from fairaudit.models import ModelFolderError, config_checksum, create_model, load_model, model_kinds, resolve_device
-from fairaudit.models._base import _UNKNOWN_TRAIN_IDS, CONFIG_FILE, WEIGHTS_FILE, _file_sha256, _top_k
+from fairaudit.data import file_sha256
+from fairaudit.models._base import _UNKNOWN_TRAIN_IDS, CONFIG_FILE, WEIGHTS_FILE, _top_k
 from tests.conftest import make_tiny_dataset
 
 
@@ -106,7 +107,7 @@ def test_refuses_pickle_even_with_matching_checksum(saved):
     """A pickle renamed to model.safetensors (checksum forged too) is never unpickled."""
     (saved / WEIGHTS_FILE).write_bytes(pickle.dumps({"similarity": np.eye(3)}))
     config = json.loads((saved / CONFIG_FILE).read_text())
-    config["weights_sha256"] = _file_sha256(saved / WEIGHTS_FILE)
+    config["weights_sha256"] = file_sha256(saved / WEIGHTS_FILE)
     config["config_sha256"] = config_checksum(config)  # the config checksum forged as well
     (saved / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(ModelFolderError, match="is not a safetensors file"):

@@ -90,32 +90,6 @@ def _isin_pairs(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
     return np.isin(keys, among)
 
 
-def _ids(frame: pd.DataFrame, column: str, file: str, issues: list[ValidationIssue]) -> None:
-    """``frame[column]`` as stripped text (numbers from Parquet included); empty cells are errors (``MISSING_ID``).
-
-    The rule of the dataset loader's id cleaning, on plain object arrays (list files are long).
-    """
-    raw = frame[column]
-    missing = raw.isna().to_numpy()
-    ids = raw.astype(object).where(~missing, "").astype(str).str.strip()
-    bad = missing | (ids == "").to_numpy()
-    if bad.any():
-        issues.append(V.make_issue("error", file, column, V.MISSING_ID.format(column=column), frame, bad))
-    frame[column] = ids.to_numpy(dtype=object)
-
-
-def _number(frame: pd.DataFrame, column: str, file: str, issues: list[ValidationIssue]) -> pd.Series:
-    """``frame[column]`` as float64: text or empty cells (``UNPARSEABLE_NUMBER``) and inf (``NOT_FINITE``) are errors."""
-    values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        issues.append(V.make_issue("error", file, column, V.UNPARSEABLE_NUMBER.format(column=column), frame, bad))
-    infinite = np.isinf(values.to_numpy())
-    if infinite.any():
-        issues.append(V.make_issue("error", file, column, V.NOT_FINITE.format(column=column), frame, infinite))
-    return values
-
-
 def load_recommendations(
     path: str | os.PathLike,
     dataset: Dataset,
@@ -186,13 +160,13 @@ def load_recommendations(
         raise DataError(errors + issues)
     frame = raw.copy()
     for column in ("user_id", "item_id", *(("model",) if "model" in frame else ())):
-        _ids(frame, column, file, issues)
+        V._clean_ids(frame, column, file, issues)
     if "model" not in frame:
         frame["model"] = name or Path(path).stem
     if "score" in frame:
-        frame["score"] = _number(frame, "score", file, issues)
+        frame["score"] = V._to_number(frame, "score", file, issues, allow_missing=False)
     if "rank" in frame:
-        rank = _number(frame, "rank", file, issues)
+        rank = V._to_number(frame, "rank", file, issues, allow_missing=False)
         values = np.where(np.isfinite(rank.to_numpy()), rank.to_numpy(), 1.0)  # NaN/inf: reported above
         bad = (values < 1) | (values % 1 != 0)
         if bad.any():

@@ -116,9 +116,12 @@ def _to_number(
     """Numeric column as float64; text is an error, empty cells an error unless ``allow_missing`` (warned)."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce")
-    text = raw.astype("string").str.strip()
-    empty = (text.isna() | (text == "")).to_numpy()
-    bad = values.isna().to_numpy() & (~empty if allow_missing else True)
+    if allow_missing:
+        text = raw.astype("string").str.strip()
+        empty = (text.isna() | (text == "")).to_numpy()
+        bad = values.isna().to_numpy() & ~empty
+    else:
+        bad = values.isna().to_numpy()
     if bad.any():
         issues.append(make_issue("error", file, column, UNPARSEABLE_NUMBER.format(column=column), frame, bad))
     infinite = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fairaudit.data import Dataset, Split, replacing_folder
+from fairaudit.data import Dataset, Split, file_sha256, replacing_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -385,7 +385,7 @@ class Recommender:
                 "split": self.split_,
                 "user_ids": self.user_ids_.tolist(),
                 "item_ids": self.item_ids_.tolist(),
-                "weights_sha256": _file_sha256(temporary / WEIGHTS_FILE),
+                "weights_sha256": file_sha256(temporary / WEIGHTS_FILE),
                 "versions": software_versions(),
                 **self._extra_config(),
             }
@@ -454,14 +454,6 @@ def is_model_folder(directory: str | Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and "kind" in config and "format_version" in config
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -541,7 +533,7 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
         raise ModelFolderError(_NOT_A_MODEL.format(directory, _NEWER_FORMAT.format(config["format_version"], FORMAT_VERSION)))
     if config.get("kind") not in _REGISTRY:
         raise ModelFolderError(_NOT_A_MODEL.format(directory, f"unknown model kind {config.get('kind')!r}"))
-    if config.get("weights_sha256") != _file_sha256(weights_path):
+    if config.get("weights_sha256") != file_sha256(weights_path):
         raise ModelFolderError(_MODIFIED.format(directory, WEIGHTS_FILE))
     if dataset is not None and dataset.fingerprint() != config["data_fingerprint"]:
         raise ModelFolderError(_WRONG_DATA.format(directory, config["data_fingerprint"], dataset.fingerprint()))
