@@ -2,11 +2,13 @@
 
 ``build_report(audit_dir, out_pdf)`` writes the compliance report (cover, executive summary with
 pass/attention/fail checks, data, model cards, results with the dashboard's charts, comparison,
-methodology, appendix); ``safe_csv(frame)`` gives CSV bytes that spreadsheets cannot execute.
+methodology, appendix); ``safe_csv(frame)`` gives CSV bytes that spreadsheets cannot execute (it is
+:func:`fairaudit.data.csv_bytes`, FairAudit's one CSV writer; see ``docs/input_validation.md``).
 """
 
+from fairaudit.data import FORMULA_PREFIXES
+from fairaudit.data import csv_bytes as safe_csv
 from fairaudit.report._build import build_report
-from fairaudit.report._csv import FORMULA_PREFIXES, safe_csv
 from fairaudit.report._document import PAPERS, Paper
 from fairaudit.report._rules import (
     RATIO_METRICS,
