@@ -29,7 +29,7 @@ dashboard: venv system-deps
 	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: venv system-deps
-	$(PY) -m pytest -n 2 -q --durations=25
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25
 
 bench: venv
 	$(PY) -m bench
