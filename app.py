@@ -3,8 +3,10 @@
 Run with ``streamlit run app.py``. This file only sets up the page and hands over to the
 chosen page in ``pages/``. Every page starts with ``S.start_page()``, which initialises the
 session and draws the shared sidebar (dataset, model, attributes, K: each widget defined once,
-in ``pages/_state.py``, with a key the pages read). The sidebar is drawn from the page rather
-than here because Streamlit runs a ``pages/`` script directly, without this router, on a
+in ``pages/_state.py``, with a key the pages read). The first screen is the Audit page: the
+bundled sample comes with ready models (``sample_data/models/``), so a newcomer sees findings at
+once. The sidebar is drawn from the page rather than here because Streamlit runs a ``pages/``
+script directly, without this router, on a
 server's very first request to a page URL and in ``AppTest.switch_page``.
 """
 
@@ -21,13 +23,15 @@ st.set_page_config(page_title="FairAudit", page_icon=":material/balance:", layou
 
 PAGES = {
     "Prepare": [
-        st.Page("pages/data.py", title="Data", icon=":material/table:", default=True),
+        st.Page("pages/data.py", title="Data", icon=":material/table:"),
         st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
     ],
     "Analyse": [
-        st.Page("pages/audit.py", title="Audit", icon=":material/balance:"),
+        st.Page("pages/audit.py", title="Audit", icon=":material/balance:", default=True),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
+        st.Page("pages/dynamics.py", title="Dynamics", icon=":material/timeline:"),
     ],
     "Share": [st.Page("pages/report.py", title="Report", icon=":material/picture_as_pdf:")],
 }

@@ -35,7 +35,7 @@ improvements — so what is measured is what an audit prints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,10 +114,13 @@ def null_gap_rates(
     higher_is_better: Mapping[str, bool] | None = None,
     name: str = "",
     legacy: bool = False,
+    make_report: Callable[..., SliceReport] = SliceReport,
 ) -> list[Rate]:
     """False-positive rates of the audit's gap tests on ``reps`` label-shuffled copies of ``labels``.
 
     Returns one :class:`Rate` per test kind (see the module docstring), named ``"<name>: <kind>"``.
+    ``make_report`` builds the report from ``(values, labels, rounds=, seed=, key=, confidence=,
+    min_group_size=, higher_is_better=)``: :class:`SliceReport` (the pandas engine) or another engine's.
     """
     rng = np.random.default_rng([seed, 14])
     hits = dict.fromkeys(["vs rest", "vs rest CI excludes 0", "vs best", "vs rest+best after BH"], 0)
@@ -125,7 +128,7 @@ def null_gap_rates(
         hits["vs best (legacy one-tailed)"] = 0
     n = 0
     for rep in range(reps):
-        report = SliceReport(
+        report = make_report(
             values, shuffled(labels, rng), rounds=rounds, seed=seed * 100_003 + rep, key="null",
             confidence=1 - alpha, min_group_size=min_group_size, higher_is_better=higher_is_better,
         )  # fmt: skip

@@ -2,8 +2,9 @@
 
 Audits a popularity and an item-kNN model on ``sample_data/`` with the real audit engine
 (1,000 bootstrap rounds; not timed against the target), writes the audit folder, then times
-``build_report`` end to end — reading the folder, threshold checks, paired comparison, every chart
-exported through kaleido/Chromium, layout and PDF output. Target: <= 15 s.
+``build_report`` end to end — reading the folder, threshold checks and ranked findings, every chart
+exported through kaleido/Chromium, layout and PDF output. Target: <= 15 s. Also times
+``audit_findings`` alone (what the Audit page and the PDF's summary open with) and counts the findings.
 Run: ``python -m bench.bench_report [--rounds N] [--keep DIR]``.
 """
 
@@ -19,11 +20,11 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from fairaudit.audit import AuditConfig, run_audit, write_audit
+from fairaudit.audit import AuditConfig, AuditResult, run_audit, write_audit
 from fairaudit.compare import add_comparison
 from fairaudit.data import load_sample, make_split
 from fairaudit.models import create_model
-from fairaudit.report import build_report
+from fairaudit.report import audit_findings, build_report
 
 TARGET_S = 15.0
 
@@ -45,6 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-report-"))
     audit_s = make_audit(folder / "audit", args.rounds)
+    result = AuditResult.read(folder / "audit")
+    t0 = time.perf_counter()
+    findings = audit_findings(result)
+    findings_s = time.perf_counter() - t0
     timings, load = [], os.getloadavg()[0]
     for paper in ("A4", "Letter"):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -55,6 +60,11 @@ def main() -> None:
         timings.append((paper, time.perf_counter() - t0, time.process_time() - c0, chromium,
                         len(PdfReader(pdf).pages), pdf.stat().st_size))
     print(f"audit (2 models, sample data, {args.rounds} rounds, not timed against the target): {audit_s:.1f} s")
+    verdicts = findings.table["verdict"].value_counts()
+    print(f"findings: {len(findings.table)} from {len(findings.checks)} checks ({verdicts.get('fail', 0)} fail, "
+          f"{verdicts.get('attention', 0)} attention, {verdicts.get('pass', 0)} pass) in {findings_s:.2f} s; "
+          + "; ".join(f"{m}: {len(findings.for_model(m).table)}" for m in result.models))
+    print(f"headline: {findings.headline}")
     print(f"load average before the report: {load:.1f} on {os.cpu_count()} CPUs")
     for paper, wall, cpu, chromium, pages, size in timings:
         verdict = "OK" if wall <= TARGET_S else "SLOW"

@@ -76,6 +76,10 @@ MODEL_PARAM_BOUNDS: dict[str, dict[str, float]] = {
     "seed": AUDIT_BOUNDS["seed"],
     "strength": {"ge": 0, "le": 1},
     "n_candidates": {"ge": 1},
+    "patience": {"ge": 1},
+    "validation_fraction": {"gt": 0, "le": 0.5},
+    "weight_averaging": {"ge": 0, "lt": 1},
+    "learning_rate": {"gt": 0},
 }
 #: Allowed ranges of split parameters (``split.params``) in configurations.
 SPLIT_PARAM_BOUNDS: dict[str, dict[str, float]] = {

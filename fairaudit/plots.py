@@ -12,6 +12,7 @@ is shown literally. Labels longer than :data:`MAX_LABEL` characters are shortene
 from __future__ import annotations
 
 import html
+import re
 from typing import Iterable
 
 import numpy as np
@@ -26,13 +27,16 @@ __all__ = [
     "TEMPLATE", "MAX_LABEL", "DIVERSITY_METRICS", "metric_label", "safe_label",
     "group_metric_chart", "gap_forest_chart", "exposure_share_chart", "exposure_by_user_group_chart",
     "diversity_calibration_chart", "tradeoff_chart", "pareto_chart", "DOMINATED", "probe_summary", "probe_chart",
-    "shap_bar_chart",
+    "shap_bar_chart", "local_shap_chart", "natural_order", "DEFAULT_METRIC", "DEFAULT_ITEM_ATTRIBUTE", "GAP_NOMINAL",
+    "SHAP_UP", "SHAP_DOWN", "gap_breakdown_chart", "default_index",
 ]
 
 #: A gap whose BH-adjusted p-value is not below alpha (no evidence of a difference).
 GAP_OK = "#4C78A8"
 #: A gap significant after Benjamini-Hochberg correction.
 GAP_FLAG = "#D62728"
+#: A gap whose uncorrected 95% CI excludes zero but that is not significant after BH correction (open marker).
+GAP_NOMINAL = "#E69F00"
 #: Groups smaller than the audit's minimum group size (drawn hatched grey and labelled ``n<30``).
 SMALL_GROUP = "#A0A0A0"
 #: Reference lines for the overall value / zero difference.
@@ -45,6 +49,16 @@ RELEVANCE = "#54A24B"
 MODEL_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 #: Longest label drawn in a chart before it is shortened with "…".
 MAX_LABEL = 40
+#: Local SHAP bars: a feature that raises the score / lowers it (Okabe-Ito orange and blue).
+SHAP_UP = "#D55E00"
+SHAP_DOWN = "#0072B2"
+#: The metric every metric picker starts on (the first headline metric of the registry: NDCG).
+DEFAULT_METRIC = METRICS.names(headline=True)[0]
+#: The item grouping exposure views start on: popularity tiers, the grouping popularity bias shows in.
+DEFAULT_ITEM_ATTRIBUTE = "popularity_tier"
+#: Ordered vocabularies of group values (derived tiers and activity levels, and common scales).
+_ORDERED_WORDS = (("head", "mid", "tail"), ("light", "medium", "heavy"), ("low", "medium", "high"))
+_LEADING_NUMBER = re.compile(r"^(under|below|<)?\s*(\d+(?:\.\d+)?)")
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -80,6 +94,49 @@ def safe_label(value: object, max_len: int = MAX_LABEL) -> str:
     if len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return html.escape(text, quote=False)
+
+
+def default_index(choices: list[str] | tuple[str, ...], default: str) -> int:
+    """Position of ``default`` among a picker's ``choices`` (0 when absent), so every picker of a metric or an
+    item grouping starts on the same one (:data:`DEFAULT_METRIC`, :data:`DEFAULT_ITEM_ATTRIBUTE`).
+
+    >>> default_index(["hit_rate", "ndcg"], DEFAULT_METRIC), default_index(["genre"], DEFAULT_ITEM_ATTRIBUTE)
+    (1, 0)
+    """
+    return list(choices).index(default) if default in choices else 0
+
+
+def _part_key(part: str) -> tuple[int, float, str]:
+    text = part.strip().lower()
+    if text in ("unknown", "all", ""):
+        return (3, 0.0, text)
+    for words in _ORDERED_WORDS:
+        if text in words:
+            return (0, float(words.index(text)), text)
+    number = _LEADING_NUMBER.match(text)
+    if number:
+        return (1, float(number.group(2)) - (0.5 if number.group(1) else 0.0), text)
+    return (2, 0.0, text)
+
+
+def natural_order(values: Iterable[object]) -> list[str]:
+    """Group values in reading order: tiers and activity levels in their order, numeric bands by their
+    number ("Under 18" before "18-24", "55+" last), other names alphabetically, "unknown" last;
+    intersections (``F*25-34``) part by part.
+
+    >>> natural_order(["55+", "Under 18", "18-24", "unknown", "25-34"])
+    ['Under 18', '18-24', '25-34', '55+', 'unknown']
+    >>> natural_order(["tail", "head", "mid"]), natural_order(["M*18-24", "F*55+", "F*Under 18"])
+    (['head', 'mid', 'tail'], ['F*Under 18', 'F*55+', 'M*18-24'])
+    """
+    unique = list(dict.fromkeys(str(v) for v in values))
+    return sorted(unique, key=lambda v: tuple(_part_key(p) for p in v.split("*")))
+
+
+def _in_natural_order(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``rows`` sorted by :func:`natural_order` of ``column`` (stable within a value)."""
+    rank = {v: i for i, v in enumerate(natural_order(rows[column]))}
+    return rows.iloc[np.argsort(rows[column].astype(str).map(rank).to_numpy(), kind="stable")]
 
 
 def _require(table: pd.DataFrame, name: str, columns: Iterable[str]) -> None:
@@ -135,6 +192,7 @@ def group_metric_chart(
     if not show_flagged:
         rows = rows[~rows["flagged"].astype(bool)]
     _nonempty(rows, "group_metrics.csv", f"metric={metric!r}, attribute={attribute!r}, model={model!r}")
+    rows = _in_natural_order(rows, "group")
     fig = go.Figure()
     label = metric_label(metric, k)
     for index, name in enumerate(_models(rows, model)):
@@ -150,18 +208,23 @@ def group_metric_chart(
             marker=dict(color=[SMALL_GROUP if f else colour for f in flagged],
                         pattern=dict(shape=["/" if f else "" for f in flagged], fgcolor="#FFFFFF"),
                         line=dict(color=colour, width=1.5)),
+            # At the foot of the bar, clear of the error bar at its top.
             text=[f"n<{min_group_size}" if f else "" for f in flagged],
-            textposition="inside", textangle=0, insidetextanchor="end",
+            textposition="inside", textangle=0, insidetextanchor="start", textfont=dict(color=OVERALL),
             customdata=part["n_users"],
             hovertemplate="%{x}: %{y:.4f} (n=%{customdata})<extra>" + safe_label(name) + "</extra>",
         ))
         overall = group_metrics[(group_metrics["model"] == name) & (group_metrics["attribute"] == "all")
                                 & (group_metrics["metric"] == metric)]
         if not overall.empty:
-            fig.add_hline(y=float(overall["value"].iloc[0]), line_dash="dash", line_color=colour, line_width=1)
+            value = float(overall["value"].iloc[0])
+            fig.add_hline(y=value, line_dash="dash", line_color=colour, line_width=1,
+                          annotation_text=f"all users{' (' + safe_label(name, 20) + ')' if model is None else ''}: "
+                                          f"{value:.3f}",
+                          annotation_position="top right", annotation_font=dict(size=11, color=colour))
     fig.update_layout(barmode="group")
-    return _finish(fig, f"{label} by {attribute} (95% bootstrap CI; grey hatched: n<{min_group_size}, not tested)",
-                   safe_label(attribute), label)
+    return _finish(fig, f"{label} by {attribute} (95% bootstrap CI; dashed: all users; grey hatched: "
+                        f"n<{min_group_size}, not tested)", safe_label(attribute), label)
 
 
 def gap_forest_chart(
@@ -173,7 +236,12 @@ def gap_forest_chart(
     alpha: float = 0.05,
     k: int = 10,
 ) -> go.Figure:
-    """Forest plot of group-minus-reference differences with CIs; BH-significant gaps in :data:`GAP_FLAG`.
+    """Forest plot of group-minus-reference differences with their 95% bootstrap CIs (uncorrected).
+
+    Markers follow the interval drawn and the corrected test: :data:`GAP_FLAG` (filled) when the
+    BH-adjusted p-value is below ``alpha``; :data:`GAP_NOMINAL` (open) when the drawn, uncorrected CI
+    excludes 0 but the gap is not significant after correction; :data:`GAP_OK` when the CI includes 0.
+    Groups are in natural order within each attribute; a legend names the three markers.
 
     >>> gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "M"], "reference": "rest",
     ...     "metric": "ndcg", "difference": [-.1, .1], "ratio": [.7, 1.4], "ci_low": [-.2, 0.],
@@ -185,23 +253,38 @@ def gap_forest_chart(
                                 "ci_high", "p_adjusted"))
     rows = gaps[(gaps["metric"] == metric) & (gaps["model"] == model) & (gaps["reference"] == reference)]
     _nonempty(rows, "gaps.csv", f"metric={metric!r}, model={model!r}, reference={reference!r}")
+    order = {a: i for i, a in enumerate(dict.fromkeys(rows["attribute"]))}
+    rows = pd.concat([_in_natural_order(part, "group") for _, part in
+                      sorted(rows.groupby("attribute", sort=False), key=lambda item: order[item[0]])])
     significant = (rows["p_adjusted"] < alpha).to_numpy()
+    nominal = ~significant & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0)).to_numpy()
+    kinds = [(f"BH-adjusted p < {alpha:g}", GAP_FLAG, "diamond"),
+             ("CI excludes 0, not significant after BH correction", GAP_NOMINAL, "diamond-open"),
+             ("CI includes 0", GAP_OK, "diamond")]
+    kind = np.where(significant, 0, np.where(nominal, 1, 2))
     labels = [f"{safe_label(a, 20)} = {safe_label(g)}" for a, g in zip(rows["attribute"], rows["group"])]
     fig = go.Figure(go.Scatter(
         x=rows["difference"], y=labels, mode="markers",
-        marker=dict(color=[GAP_FLAG if s else GAP_OK for s in significant], size=9, symbol="diamond"),
+        marker=dict(color=[kinds[i][1] for i in kind], size=10, symbol=[kinds[i][2] for i in kind],
+                    line=dict(width=2, color=[kinds[i][1] for i in kind])),
         error_x=dict(type="data", symmetric=False, array=rows["ci_high"] - rows["difference"],
                      arrayminus=rows["difference"] - rows["ci_low"], color=OVERALL, thickness=1.2),
         customdata=rows["p_adjusted"],
         hovertemplate="%{y}: %{x:.4f} (BH p=%{customdata:.3g})<extra></extra>",
         showlegend=False,
     ))
-    fig.add_vline(x=0, line_color=OVERALL, line_width=1)
+    for name, colour, symbol in kinds:  # legend entries only
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                                 marker=dict(color=colour, symbol=symbol, size=10, line=dict(width=2, color=colour))))
+    fig.add_vline(x=0, line_color=OVERALL, line_width=1, annotation_text="no gap", annotation_position="top",
+                  annotation_font=dict(size=11))
     fig.update_yaxes(autorange="reversed")
     label = metric_label(metric, k)
-    height = max(300, 60 + 26 * len(rows))
-    return _finish(fig, f"{label} gap vs {reference} — {model} (red: BH-adjusted p < {alpha:g})",
-                   f"Difference in {label} (group − {reference}), 95% CI", "Group", height=height)
+    height = max(340, 120 + 26 * len(rows))
+    fig = _finish(fig, f"{label} gap vs {reference} — {model}",
+                   f"{label}: group − {reference}, 95% bootstrap CI (uncorrected)", "Group", height=height + 50)
+    return fig.update_layout(legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left",
+                                         x=0), margin=dict(b=110))
 
 
 def _exposure_rows(item_exposure: pd.DataFrame, **equal: object) -> pd.DataFrame:
@@ -260,25 +343,39 @@ def exposure_by_user_group_chart(
     browsing: str | None = None,
     k: int = 10,
 ) -> go.Figure:
-    """Heatmap of the exposure share of each item group within each user group's recommendations.
+    """Heatmap of each item group's exposure share within each user group's lists, coloured by its
+    deviation from the item group's catalogue share (diverging scale centred on 0, spanning the largest
+    deviation, so small differences stay visible); cells read "share (deviation)".
 
     >>> ie = pd.DataFrame({"model": "m", "user_attribute": "g", "user_group": ["F", "F", "M", "M"],
     ...     "item_attribute": "tier", "item_group": ["head", "tail"] * 2, "browsing": "dcg",
     ...     "exposure_share": [.8, .2, .6, .4], "catalogue_share": .5, "relevance_share": .5})
-    >>> exposure_by_user_group_chart(ie, user_attribute="g", item_attribute="tier", model="m").data[0].z.shape
-    (2, 2)
+    >>> heat = exposure_by_user_group_chart(ie, user_attribute="g", item_attribute="tier", model="m").data[0]
+    >>> heat.z.round(2).tolist(), heat.zmid
+    ([[0.3, -0.3], [0.1, -0.1]], 0)
     """
     browsing = _browsing(item_exposure, browsing)
     rows = _exposure_rows(item_exposure, model=model, user_attribute=user_attribute, item_attribute=item_attribute,
                           browsing=browsing)
-    grid = rows.pivot_table(index="user_group", columns="item_group", values="exposure_share", sort=False)
+    rows = rows.assign(deviation=rows["exposure_share"] - rows["catalogue_share"])
+    users, items = natural_order(rows["user_group"]), natural_order(rows["item_group"])
+    share = rows.pivot_table(index="user_group", columns="item_group", values="exposure_share").reindex(
+        index=users, columns=items)
+    deviation = rows.pivot_table(index="user_group", columns="item_group", values="deviation").reindex(
+        index=users, columns=items)
+    span = max(float(np.nanmax(np.abs(deviation.to_numpy()))), 0.01)
+    text = [[f"{a:.1%} ({100 * d:+.1f})" for a, d in zip(a_row, d_row)]
+            for a_row, d_row in zip(share.to_numpy(), deviation.to_numpy())]
     fig = go.Figure(go.Heatmap(
-        z=grid.to_numpy(), x=[safe_label(c) for c in grid.columns], y=[safe_label(i) for i in grid.index],
-        colorscale="Blues", zmin=0, zmax=1, texttemplate="%{z:.1%}", colorbar=dict(title="Share", tickformat=".0%"),
-        hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+        z=deviation.to_numpy(), x=[safe_label(c) for c in items], y=[safe_label(i) for i in users],
+        customdata=share.to_numpy(), text=text, texttemplate="%{text}", colorscale="RdBu_r", zmid=0,
+        zmin=-span, zmax=span, colorbar=dict(title="Share −<br>catalogue", tickformat="+.0%"),
+        hovertemplate="%{y} → %{x}: share %{customdata:.3f}, %{z:+.3f} vs the catalogue share<extra></extra>",
     ))
-    height = max(300, 120 + 40 * len(grid))
-    return _finish(fig, f"Exposure@{k} of {item_attribute} by {user_attribute} — {model} ({browsing})",
+    fig.update_yaxes(autorange="reversed")  # first group on top
+    height = max(300, 120 + 40 * len(users))
+    return _finish(fig, f"Exposure@{k} of {item_attribute} by {user_attribute} — {model} ({browsing}); "
+                        "colour: points above/below the catalogue share",
                    safe_label(item_attribute), safe_label(user_attribute), height=height)
 
 
@@ -303,6 +400,7 @@ def diversity_calibration_chart(
     if model is not None:
         rows = rows[rows["model"] == model]
     _nonempty(rows, "group_metrics.csv", f"attribute={attribute!r}, metrics={list(metrics)}, model={model!r}")
+    rows = _in_natural_order(rows, "group")
     present = [m for m in metrics if (rows["metric"] == m).any()]
     n_cols = min(2, len(present))
     n_rows = -(-len(present) // n_cols)
@@ -324,6 +422,11 @@ def diversity_calibration_chart(
     fig = _finish(fig, f"Diversity and calibration@{k} by {attribute} (95% CI; grey: small group)",
                   "", "", height=300 * n_rows + 80)
     fig.update_xaxes(title_text=safe_label(attribute, 20))
+    for position, metric in enumerate(present):  # each axis spans its groups' intervals, not 0..max
+        part = rows[rows["metric"] == metric]
+        low, high = float(np.nanmin(part["ci_low"])), float(np.nanmax(part["ci_high"]))
+        pad = max(high - low, 1e-9) * 0.15
+        fig.update_yaxes(range=[low - pad, high + pad], row=position // n_cols + 1, col=position % n_cols + 1)
     return fig
 
 
@@ -486,7 +589,8 @@ def probe_chart(probes: pd.DataFrame, *, metric: str | None = None, model: str |
 
 def shap_bar_chart(drivers: pd.DataFrame, *, top: int = 15, model: str | None = None, metric: str | None = None,
                    target: str | None = None, k: int = 10) -> go.Figure:
-    """Horizontal bars of mean |SHAP| per feature (the largest ``top``), largest first.
+    """Horizontal bars of mean |SHAP| per feature (the largest ``top``), largest first: how much each
+    feature moves the surrogate's prediction, whatever the direction (unsigned magnitude).
 
     ``model`` and ``metric`` select rows when ``shap_drivers.csv`` has those columns (default: the
     first); ``target`` names what is explained in the title (default: the metric, else "gap").
@@ -501,8 +605,86 @@ def shap_bar_chart(drivers: pd.DataFrame, *, top: int = 15, model: str | None = 
     if target is None:
         target = f"per-user {metric_label(str(rows['metric'].iloc[0]), k)}" if "metric" in rows.columns else "the gap"
     where = f" — {rows['model'].iloc[0]}" if "model" in rows.columns else ""
-    fig = go.Figure(go.Bar(x=rows["mean_abs_shap"], y=[safe_label(f) for f in rows["feature"]], orientation="h",
-                           marker_color=GAP_OK, hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig = go.Figure(go.Bar(x=rows["mean_abs_shap"], y=[safe_label(f, 60) for f in rows["feature"]],
+                           orientation="h", marker_color=GAP_OK, hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    return _finish(fig, f"Drivers of {target}: mean |SHAP value| (top {len(rows)}){where}", "Mean |SHAP value|",
-                   "Feature", height=max(300, 80 + 26 * len(rows)))
+    return _finish(fig, f"Drivers of {target}: mean |SHAP value| (top {len(rows)}){where}",
+                   "Mean |SHAP value| (size of the effect, either direction)", "Feature",
+                   height=max(300, 80 + 26 * len(rows)))
+
+
+def local_shap_chart(explanation: pd.DataFrame, *, title: str = "Why this score") -> go.Figure:
+    """Signed SHAP bars of one score: features that raise it (:data:`SHAP_UP`) or lower it
+    (:data:`SHAP_DOWN`), largest magnitude at the top, labels in full up to 60 characters.
+
+    ``explanation`` has ``label`` and ``shap_value`` columns (e.g.
+    :func:`fairaudit.explain.readable_explanation`); rows are drawn sorted by ``|shap_value|``, a row of
+    ``kind == "other"`` (the folded rest) last.
+
+    >>> e = pd.DataFrame({"label": ["history: A", "word: comedy", "profile: gender = F"],
+    ...                   "shap_value": [0.02, -0.3, 0.1]})
+    >>> bar = local_shap_chart(e).data[0]
+    >>> list(bar.y), bar.marker.color
+    (['word: comedy', 'profile: gender = F', 'history: A'], ('#0072B2', '#D55E00', '#D55E00'))
+    """
+    _require(explanation, "the explanation", ("label", "shap_value"))
+    rows = _nonempty(explanation, "the explanation", "any feature")
+    folded = (rows["kind"] == "other").to_numpy() if "kind" in rows.columns else np.zeros(len(rows), dtype=bool)
+    rows = rows.iloc[np.lexsort((-rows["shap_value"].abs().to_numpy(), folded))]
+    values = rows["shap_value"].to_numpy(dtype=float)
+    low, high = min(0.0, float(values.min())), max(0.0, float(values.max()))
+    pad = 0.18 * max(high - low, 1e-9)  # room for the value labels outside the bars
+    fig = go.Figure(go.Bar(
+        x=values, y=[safe_label(label, 60) for label in rows["label"]], orientation="h",
+        marker_color=[SHAP_UP if v >= 0 else SHAP_DOWN for v in values],
+        text=[f"{v:+.3f}" for v in values], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:+.4f}<extra></extra>",
+    ))
+    fig.add_vline(x=0, line_color=OVERALL, line_width=1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[low - (pad if low < 0 else 0), high + (pad if high > 0 else 0)])
+    return _finish(fig, f"{title}: SHAP value of each feature (orange raises the score, blue lowers it)",
+                   "SHAP value (change in the score)", "Feature", height=max(300, 90 + 26 * len(rows)))
+
+
+#: Colours of the parts of a gap breakdown, by the ``role`` of ``gap_decomposition.csv``.
+_ROLE_COLOURS = {"own attribute": "#D55E00", "other attribute": "#E69F00", "behaviour": "#0072B2"}
+
+
+def gap_breakdown_chart(decomposition: pd.DataFrame, *, attribute: str, model: str | None = None,
+                        k: int = 10) -> go.Figure:
+    """What carries each group's gap vs the rest: one stacked horizontal bar per group, summing the SHAP
+    contributions of the attribute itself, of the other attributes and of behaviour (``role``), with the
+    observed gap as a black mark; groups in natural order.
+
+    >>> d = pd.DataFrame({"metric": "ndcg", "attribute": "g", "group": ["M", "M", "F", "F"], "reference": "rest",
+    ...     "feature": ["g", "activity"] * 2, "role": ["own attribute", "behaviour"] * 2,
+    ...     "contribution": [.02, .01, -.02, -.01], "observed_gap": [.035, .035, -.035, -.035]})
+    >>> fig = gap_breakdown_chart(d, attribute="g")
+    >>> [(t.name, list(t.y), list(t.x)) for t in fig.data][:2]
+    [('own attribute', ['F', 'M'], [-0.02, 0.02]), ('behaviour', ['F', 'M'], [-0.01, 0.01])]
+    """
+    _require(decomposition, "gap_decomposition.csv", ("metric", "attribute", "group", "role", "contribution",
+                                                      "observed_gap"))
+    rows = _first(decomposition, "model", model)
+    rows = _nonempty(rows[rows["attribute"] == attribute], "gap_decomposition.csv", f"attribute={attribute!r}")
+    groups = natural_order(rows["group"])
+    parts = rows.pivot_table(index="group", columns="role", values="contribution", aggfunc="sum").reindex(groups)
+    fig = go.Figure()
+    for index, role in enumerate(dict.fromkeys(rows["role"])):
+        fig.add_trace(go.Bar(
+            x=parts[role].fillna(0.0).tolist(), y=[safe_label(g) for g in groups], orientation="h",
+            name=safe_label(role), marker_color=_ROLE_COLOURS.get(role, MODEL_COLOURS[index % len(MODEL_COLOURS)]),
+            hovertemplate="%{y}: %{x:+.4f}<extra>" + safe_label(role) + "</extra>"))
+    observed = rows.groupby("group")["observed_gap"].first().reindex(groups)
+    fig.add_trace(go.Scatter(x=observed.tolist(), y=[safe_label(g) for g in groups], mode="markers",
+                             name="observed gap", marker=dict(symbol="line-ns", size=22, color=OVERALL,
+                                                              line=dict(width=3, color=OVERALL)),
+                             hovertemplate="%{y}: observed %{x:+.4f}<extra></extra>"))
+    fig.add_vline(x=0, line_color=OVERALL, line_width=1)
+    fig.update_layout(barmode="relative")
+    fig.update_yaxes(autorange="reversed")
+    label = metric_label(str(rows["metric"].iloc[0]), k)
+    return _finish(fig, f"What carries each {attribute} group's {label} gap vs the rest (surrogate SHAP)",
+                   f"Gap in {label} (group − rest) carried by each part", safe_label(attribute),
+                   height=max(300, 120 + 34 * len(groups)))

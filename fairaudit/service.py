@@ -336,6 +336,10 @@ def trainable_kinds() -> tuple[str, ...]:
 def holdout_quality(model: Recommender, split: Split, *, k: int = 10) -> pd.Series:
     """Mean accuracy (``ndcg, recall, precision, hit_rate, mrr`` at ``k``) of ``model`` over the test users.
 
+    The users are those an audit evaluates: test users the model has lists for
+    (:meth:`~fairaudit.models.Recommender.evaluated_users`), so this figure is the audit's overall mean
+    (and a generative model answers only for its seeded sample of users).
+
     >>> from fairaudit.data import make_split
     >>> from fairaudit.models import create_model
     >>> data = DataSource().load()
@@ -344,6 +348,7 @@ def holdout_quality(model: Recommender, split: Split, *, k: int = 10) -> pd.Seri
     >>> quality.name, list(quality.index)
     ('mean over test users', ['ndcg', 'recall', 'precision', 'hit_rate', 'mrr'])
     """
-    users = split.test["user_id"].astype(str).unique()
-    recs = model.recommend(users, k=k)
+    users = pd.Index(split.test["user_id"].astype(str).unique())
+    users = users[users.isin(pd.Index(model.evaluated_users()))]
+    recs = model.recommend(users.to_numpy(), k=k)
     return accuracy_metrics(recs, split.test, k=k).mean().rename(HOLDOUT_LABEL)

@@ -22,12 +22,23 @@ from fairaudit.audit import (
 )
 from fairaudit.compare import compare_models
 from fairaudit.data import UNKNOWN, Dataset, Split, check_folder_target, write_csv
-from fairaudit.metrics import GapGoal, SliceReport, exposure_shares, item_groups
-from fairaudit.models import FAIRNESS_KINDS, RERANK_KINDS, Recommender, attribute_recovery, create_model
+from fairaudit.metrics import GapGoal, SliceReport, accuracy_metrics, exposure_shares, item_groups
+from fairaudit.models import (
+    FAIRNESS_KINDS, RERANK_KINDS, Recommender, attacked_model, attribute_recovery, create_model,
+)  # fmt: skip
 
-Mitigation = Literal["rerank_exposure", "rerank_calibrated", "rerank_mmr", "difference", "exposure", "adversarial"]
+Mitigation = Literal[
+    "rerank_exposure", "rerank_calibrated", "rerank_mmr", "difference", "exposure", "adversarial", "apr"
+]
 TRAINING_MITIGATIONS: tuple[str, ...] = tuple(k for k in FAIRNESS_KINDS if k != "none")
-MITIGATIONS: tuple[str, ...] = (*RERANK_KINDS, *TRAINING_MITIGATIONS)
+#: Robustness defences trained into the LLM: APR adversarial training (strength = ``adv_weight``).
+ROBUSTNESS_MITIGATIONS: tuple[str, ...] = ("apr",)
+MITIGATIONS: tuple[str, ...] = (*RERANK_KINDS, *TRAINING_MITIGATIONS, *ROBUSTNESS_MITIGATIONS)
+#: Per-user column for APR: the accuracy metric of the list under a PGD attack of ``ATTACK_EPSILON``.
+ATTACKED_ACCURACY = "attacked_accuracy"
+#: Relative epsilon of the PGD attack every APR point is measured under (and APR's default training epsilon).
+ATTACK_EPSILON = 0.3
+APR_EPSILON = 0.5
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 1.0)
 #: Per-user column added to the audit's user metrics: DCG exposure share of the watched item group
 #: minus its catalogue share.
@@ -50,6 +61,7 @@ TARGETS: dict[str, tuple[str, GapGoal]] = {
     "rerank_mmr": ("ild_genre", "high"),
     "difference": ("gap", "zero"),
     "adversarial": (RECOVERED, "low"),
+    "apr": (ATTACKED_ACCURACY, "high"),
 }
 SWEEP_COLUMNS = (
     "mitigation", "strength", "model", "accuracy_metric", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
@@ -110,6 +122,11 @@ def build_point(
         extra = {"attribute": item_attribute} if mitigation == "rerank_exposure" else {}
         return create_model(mitigation, base=model, strength=strength, **{**extra, **dict(rerank_params or {})})
     params = model.get_params()
+    if mitigation == "apr":
+        if "adv_weight" not in params:
+            raise ValueError(_NOT_MITIGABLE.format(model.kind, mitigation))
+        params.update(adv_weight=strength, adv_epsilon=params["adv_epsilon"] or APR_EPSILON)
+        return create_model(model.kind, **params)
     if "fairness" not in params:
         raise ValueError(_NOT_MITIGABLE.format(model.kind, mitigation))
     params.update(
@@ -136,6 +153,16 @@ def _per_user_recovery(model: Recommender, user_ids: pd.Series, groups: pd.Serie
     vectors = model.user_vectors(user_ids[known].tolist())
     out[known] = attribute_recovery(vectors, labels[known].to_numpy(), seed=seed)
     return out
+
+
+def _per_user_attacked(
+    model: Recommender, dataset: Dataset, split: Split, user_ids: pd.Series, metric: str, k: int
+) -> pd.Series:
+    """Per user: ``metric`` of the top-``k`` list under a PGD attack of :data:`ATTACK_EPSILON` on the model's vectors."""
+    attacked = attacked_model(model, perturbation="pgd", epsilon=ATTACK_EPSILON, k=k).fit(dataset, split)
+    recs = attacked.recommend(user_ids.astype(str).tolist(), k=k)
+    per_user = accuracy_metrics(recs, split.test[split.test["user_id"].astype(str).isin(user_ids.astype(str))], k=k)
+    return per_user[metric].rename(ATTACKED_ACCURACY)
 
 
 def _tracked_groups(
@@ -319,6 +346,8 @@ def run_sweep(
         )
         if target_metric == RECOVERED:
             frame = frame.join(_per_user_recovery(point, frame["user_id"], labels[attribute], seed), on="user_id")
+        if target_metric == ATTACKED_ACCURACY:
+            frame = frame.join(_per_user_attacked(point, dataset, split, frame["user_id"], metric, k), on="user_id")
         frames.append(frame)
     user_metrics = pd.concat(frames, ignore_index=True)
     compared = [metric, EXPOSURE_GAP] + ([target_metric] if target_metric not in ("gap", EXPOSURE_GAP) else [])

@@ -29,9 +29,9 @@ from fairaudit.data import DataError, Dataset, Split
 # MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
 from fairaudit.metrics import MIN_GROUP_SIZE  # noqa: F401
 from fairaudit.models import ModelFolderError, Recommender, load_model
-from fairaudit.report import safe_csv
+from fairaudit.report import Findings, audit_findings, safe_csv
 from fairaudit.service import DataSource
-from fairaudit.workspace import SavedModel, Workspace, new_session_id
+from fairaudit.workspace import Job, Workspace, audit_cache_key, cached_audit_dir, list_jobs, new_session_id
 
 SAMPLE_LABEL = "Sample data (bundled)"
 K_CHOICES = (5, 10, 20)
@@ -73,14 +73,28 @@ def md(text: object) -> str:
     return "  \n".join(escaped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
 
 
+#: URL query parameter holding the session id, so a reload of the page keeps the session's uploads and jobs.
+SESSION_PARAM = "session"
+
+
 def init_state() -> None:
-    """Create this browser session's state once: its private id and its datasets/models."""
+    """Create this browser session's state once: its private id (kept in the URL, so a reload finds the
+    same uploads and jobs again) and its datasets/models."""
     ss = st.session_state
     if "session_id" not in ss:
-        ss["session_id"] = new_session_id()
+        from_url = st.query_params.get(SESSION_PARAM, "")
+        try:
+            workspace().session_dir(from_url)
+            ss["session_id"] = from_url
+        except ValueError:
+            ss["session_id"] = new_session_id()
         workspace().prune_sessions()  # a new browser session clears those long gone
-    # label -> DataSource: the sample, uploaded tables ("files") or an unpacked zip ("folder")
-    ss.setdefault("datasets", {SAMPLE_LABEL: DataSource()})
+        restored = {label: DataSource.from_dict(record)
+                    for label, record in workspace().load_datasets(ss["session_id"]).items()}  # fmt: skip
+        # label -> DataSource: the sample, uploaded tables ("files") or an unpacked zip/MovieLens files ("folder")
+        ss["datasets"] = {SAMPLE_LABEL: DataSource(), **restored}
+    if st.query_params.get(SESSION_PARAM) != ss["session_id"]:  # page switches drop query parameters
+        st.query_params[SESSION_PARAM] = ss["session_id"]
     # model folders the analyst loaded by path this session (trained ones are found in the workspace)
     ss.setdefault("loaded_models", [])
     # label -> model folder (in this session's private folder) of lists imported from other systems
@@ -91,6 +105,18 @@ def init_state() -> None:
 
 def workspace() -> Workspace:
     return Workspace.from_env()
+
+
+def remember_datasets() -> None:
+    """Save the session's uploaded datasets in its folder, so a page reload restores them."""
+    datasets = {label: source.to_dict() for label, source in st.session_state["datasets"].items()
+                if label != SAMPLE_LABEL}  # fmt: skip
+    workspace().save_datasets(st.session_state["session_id"], datasets)
+
+
+def session_jobs() -> list[Job]:
+    """This session's jobs, newest first (kept in the workspace: they survive reloads)."""
+    return list_jobs(workspace().root, session=st.session_state["session_id"])
 
 
 def content_hash(content: bytes) -> str:
@@ -236,6 +262,11 @@ def available_models() -> dict[str, str]:
     return found
 
 
+def split_fingerprint(path: str | Path) -> str | None:
+    """Fingerprint of the split the model in ``path`` was trained (or imported) on, from its config."""
+    return (_config(path).get("split") or {}).get("fingerprint")
+
+
 def imported_label(system: str) -> str:
     """Sidebar label of a system whose recommendation lists were imported (Model page)."""
     return f"imported-{system}"
@@ -247,9 +278,12 @@ def loaded_label(path: str | Path) -> str:
 
 
 def model_label(path: str | Path) -> str:
-    """Sidebar label of a model folder in the workspace (as ``SavedModel.label``)."""
-    kind = _config(path).get("kind", "?")
-    return SavedModel(Path(path), kind, {}, "", 0.0).label
+    """Sidebar label of a model folder in the workspace (its ``SavedModel.label``)."""
+    wanted = Path(path).resolve()
+    for model in workspace().saved_models(_config(path).get("data_fingerprint")):
+        if model.path.resolve() == wanted:
+            return model.label
+    return loaded_label(path)
 
 
 def require_model() -> tuple[Dataset, str, Recommender]:
@@ -323,8 +357,22 @@ def selected_k() -> int:
 def _audit(
     _dataset: Dataset, _models: dict[str, Recommender], data_fp: str, model_keys: tuple, config_json: str
 ) -> AuditResult:
-    """Cached by data fingerprint, model folders + checksums and the full config (never by session)."""
-    return service.audit_models(_dataset, _models, AuditConfig.from_dict(json.loads(config_json)))
+    """Cached by data fingerprint, model folders + checksums and the full config (never by session); kept on
+    disk too (``audit_cache/`` of the workspace, or the sample's ready audits), so a restarted server or a
+    fresh install shows an audit it has computed before at once."""
+    key = audit_cache_key(data_fp, [(label, checksum) for label, _, checksum in model_keys], json.loads(config_json))
+    folder = cached_audit_dir(workspace(), key)
+    if folder is not None:
+        try:
+            return AuditResult.read(folder)
+        except (ValueError, OSError):  # unreadable (e.g. written by an older FairAudit): compute it again
+            pass
+    result = service.audit_models(_dataset, _models, AuditConfig.from_dict(json.loads(config_json)))
+    try:
+        result.write(workspace().root / "audit_cache" / key, overwrite=True)
+    except (ValueError, OSError):  # another session wrote it meanwhile: theirs is the same audit
+        pass
+    return result
 
 
 def audit_config(dataset: Dataset) -> AuditConfig:
@@ -348,3 +396,14 @@ def audit_models(dataset: Dataset, labels: list[str]) -> AuditResult:
     keys = tuple((label, folders[label], weights_checksum(folders[label])) for label in labels)
     config = audit_config(dataset)
     return _audit(dataset, models, current_fingerprint(), keys, json.dumps(config.to_dict(), sort_keys=True))
+
+
+@st.cache_data(show_spinner="Ranking the findings…", max_entries=16)
+def _findings(audit_id: str, _result: AuditResult) -> Findings:
+    return audit_findings(_result)
+
+
+def findings(result: AuditResult) -> Findings:
+    """The audit's ranked findings with the PDF's verdicts (``fairaudit.report.audit_findings``), cached per audit id
+    (the id identifies data, models and configuration)."""
+    return _findings(result.meta["audit_id"], result)

@@ -1,7 +1,9 @@
-"""Audit page: metric cards and charts by user group, gaps, exposure, diversity and calibration.
+"""Audit page: the ranked findings first (the PDF's verdicts), then metric cards with good/bad cues and
+charts by user group, gaps, exposure, diversity and calibration.
 
 The audit covers every attribute offered in the sidebar and is cached; choosing attributes,
-metrics or item groupings here only filters its tables (nothing is re-scored).
+metrics or item groupings here only filters its tables (nothing is re-scored). The findings cover
+every audited attribute, as the PDF does, whatever the sidebar's selection.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ import streamlit as st
 from fairaudit import plots
 from fairaudit.audit import ALL, INTERSECTION_SEP
 from fairaudit.metrics import ACCURACY_METRICS, METRICS
-from fairaudit.report import largest_gap_sentences
+from fairaudit.report import FINDING_FAMILIES, by_severity
 from pages import _state as S
+
+#: Findings listed before "Show all".
+TOP_FINDINGS = 10
+#: How each verdict is drawn (Streamlit badges; the words are the PDF's).
+VERDICT_BADGE = {"fail": ":red-badge[FAIL]", "attention": ":orange-badge[ATTENTION]", "pass": ":green-badge[PASS]"}
+CUE_COLOUR = {"fail": "red", "attention": "orange", "pass": "green"}
 
 S.start_page()
 st.title("Audit")
@@ -50,17 +58,49 @@ alpha = result.config.alpha
 overall = result.rows("group_metrics", model=label, attribute=ALL).set_index("metric")["value"]
 sliced_gaps = result.rows("gaps", model=label, attribute=attributes, reference="rest")
 significant = sliced_gaps[sliced_gaps["p_adjusted"] < alpha]
+findings = S.findings(result).for_model(label)
 
 st.caption(
     f"Model **{S.md(label)}** · {result.meta['n_evaluated_users'][label]:,} test users · K = {k} · "
     f"{result.config.bootstrap_rounds} bootstrap rounds · audit id {S.md(result.meta['audit_id'])}"
 )
+st.subheader("Findings")
+table = findings.table
+if table.empty:
+    st.info("No check could be evaluated: every group is below the minimum size and the audit has no exposure.")
+else:
+    top = table.iloc[0]
+    st.markdown(f"#### {VERDICT_BADGE[top['verdict']]} {S.md(top['sentence'])}")
+    counts = findings.counts()
+    st.caption(
+        f"{sum(counts.values())} checks on this model: {counts['fail']} fail, {counts['attention']} need attention, "
+        f"{counts['pass']} pass — the rules, verdicts and counts of the PDF (Report page). {S.md(findings.scope())} "
+        "The PDF of this audit covers the same attributes, whatever the sidebar selects."
+    )
+    families = st.segmented_control("Family", ["all", *FINDING_FAMILIES], default="all", key="finding_family")
+    shown = table if families in (None, "all") else table[table["family"] == families]
+    show_all = st.toggle(f"Show all {len(shown)} findings", key="findings_all")
+    lines = [f"{r.rank}. {VERDICT_BADGE[r.verdict]} **{S.md(r.affected)}** · {r.family} — {S.md(r.sentence)}"
+             for r in (shown if show_all else shown.head(TOP_FINDINGS)).itertuples()]
+    st.markdown("\n".join(lines) or "No finding in this family.")
+    st.download_button("Findings as CSV", S.csv_bytes(table), "findings.csv", mime="text/csv", key="csv_findings")
+    with st.expander("Every threshold check of this model (as in the PDF appendix)"):
+        checks = by_severity(findings.checks)[["status", "check", "subject", "metric", "estimate", "ci_low", "ci_high",
+                                               "threshold"]]
+        st.dataframe(checks, hide_index=True)
+
 headline = METRICS.names(headline=True)
 cards = st.columns(len(headline) + 1)
 for box, metric in zip(cards, headline):
     if metric in overall:
         at_k = k if METRICS[metric].level == "user" else None
-        box.metric(plots.metric_label(metric, at_k), f"{overall[metric]:.3f}")
+        cue = findings.cue(label, metric)
+        better = "higher" if METRICS[metric].higher_is_better else "lower"
+        box.metric(plots.metric_label(metric, at_k), f"{overall[metric]:.3f}",
+                   delta=cue[1] if cue else f"{better} is better", delta_arrow="off",
+                   delta_color=CUE_COLOUR[cue[0]] if cue else "off",
+                   help=f"{better.capitalize()} is better. The cue is the worst verdict of this metric's threshold "
+                        "checks (the PDF's rules).")
 cards[-1].metric("Significant gaps vs rest", f"{len(significant)} of {len(sliced_gaps)}",
                 help=f"Benjamini–Hochberg adjusted p < {alpha} in the selected attributes")
 
@@ -69,9 +109,6 @@ flagged = flagged[["attribute", "group", "n_users"]].drop_duplicates()
 if not flagged.empty:
     names = ", ".join(S.md(f"{r.attribute}={r.group} (n={r.n_users})") for r in flagged.itertuples())
     st.warning(f"Small groups (under {result.config.min_group_size} users), not gap-tested and drawn grey: {names}")
-sentences = largest_gap_sentences(gm, sliced_gaps, k=k, top=3, alpha=alpha)
-if sentences:
-    st.markdown("**Largest accuracy gaps**\n" + "\n".join(f"- {S.md(s)}" for s in sentences))
 for note in result.meta.get("notes", []):
     st.caption(f"Note: {S.md(note)}")
 st.caption("Download any chart as PNG with the camera icon in its top-right toolbar; "
@@ -81,7 +118,8 @@ user_metrics = [m for m in ACCURACY_METRICS if m in set(gm["metric"])]
 
 
 def accuracy_tab() -> None:
-    metric = st.selectbox("Metric", user_metrics, format_func=lambda m: plots.metric_label(m, k), key="audit_metric")
+    metric = st.selectbox("Metric", user_metrics, format_func=lambda m: plots.metric_label(m, k), key="audit_metric",
+                          index=plots.default_index(user_metrics, plots.DEFAULT_METRIC))
     for attribute in attributes:
         rows = result.rows("group_metrics", model=label, attribute=[attribute, ALL], metric=metric)
         fig = plots.group_metric_chart(rows, metric=metric, attribute=attribute, model=label, k=k,
@@ -91,8 +129,9 @@ def accuracy_tab() -> None:
 
 def gaps_tab() -> None:
     cols = st.columns(2)
-    gap_metric = cols[0].selectbox("Metric", sorted(set(gaps["metric"]), key=lambda m: (m not in user_metrics, m)),
-                                   format_func=lambda m: plots.metric_label(m, k), key="gap_metric")
+    choices = [m for m in METRICS.names(level="user") if m in set(gaps["metric"])]
+    gap_metric = cols[0].selectbox("Metric", choices, format_func=lambda m: plots.metric_label(m, k), key="gap_metric",
+                                   index=plots.default_index(choices, plots.DEFAULT_METRIC))
     reference = cols[1].radio("Compared with", ("rest", "best"), horizontal=True, key="gap_reference",
                               format_func={"rest": "all other users", "best": "the best group"}.get)
     rows = result.rows("gaps", model=label, attribute=attributes, metric=gap_metric, reference=reference)
@@ -106,7 +145,9 @@ def gaps_tab() -> None:
 
 def exposure_tab() -> None:
     cols = st.columns(2)
-    item_attribute = cols[0].selectbox("Item groups", sorted(set(exposure["item_attribute"])), key="exp_item_attribute")
+    item_choices = list(dict.fromkeys(exposure["item_attribute"]))
+    item_attribute = cols[0].selectbox("Item groups", item_choices, key="exp_item_attribute",
+                                       index=plots.default_index(item_choices, plots.DEFAULT_ITEM_ATTRIBUTE))
     browsing = cols[1].radio("Browsing model", sorted(set(exposure["browsing"])), horizontal=True, key="exp_browsing",
                              help="dcg: attention falls as 1/log2(rank+1); rbp: patience-based (RBP)")
     rows = result.rows("item_exposure", model=label, user_attribute=ALL, item_attribute=item_attribute,

@@ -38,14 +38,21 @@ def compared(audit_id: str, baseline: str, _result: AuditResult) -> AuditResult:
 
 def comparison_section(dataset: Dataset) -> None:
     """Paired differences, verdicts and the trade-off scatter of two or more saved models."""
-    available = list(S.available_models())
+    available_paths = S.available_models()
+    available = list(available_paths)
     if len(available) < 2:
         st.info("Comparison needs at least two models for this dataset: train another one on the **Model** page "
                 "(e.g. itemknn next to popularity).")
         return
 
-    ss.setdefault("compare_models", available[:2])
-    ss["compare_models"] = [m for m in ss["compare_models"] if m in available] or available[:2]
+    # Start from the sidebar's model (the one the analyst is looking at) and the next one saved on the
+    # same split (models on different splits cannot be compared user by user).
+    sidebar = ss.get("model") if ss.get("model") in available else available[0]
+    same_split = [m for m in available if m != sidebar and S.split_fingerprint(available_paths[m])
+                  == S.split_fingerprint(available_paths[sidebar])]  # fmt: skip
+    default = [sidebar, *same_split[:1]]
+    ss.setdefault("compare_models", default)
+    ss["compare_models"] = [m for m in ss["compare_models"] if m in available] or default
     chosen = st.multiselect("Models to compare", available, key="compare_models", max_selections=6)
     if len(chosen) < 2:
         st.info("Pick at least two models.")
@@ -65,7 +72,8 @@ def comparison_section(dataset: Dataset) -> None:
     table = result.comparison
     metrics = [m for m in ACCURACY_METRICS if m in set(table["metric"])]
     metric = st.selectbox("Accuracy metric", metrics, format_func=lambda m: plots.metric_label(m, k),
-                          key="compare_metric")
+                          key="compare_metric",
+                          index=plots.default_index(metrics, plots.DEFAULT_METRIC))
 
     st.subheader("Verdicts")
     verdict = select_rows(result.verdicts, attribute=attributes, metric=metric)
@@ -142,10 +150,13 @@ def sweep_section(dataset: Dataset) -> None:
                               help="Re-rankers: λ in [0, 1]; training terms: the loss weight λ ≥ 0.")
     attribute = cols[1].selectbox("User attribute", S.attribute_choices(dataset), key="sweep_attribute")
     metric = cols[2].selectbox("Accuracy metric", ACCURACY_METRICS, key="sweep_metric",
-                               format_func=lambda m: plots.metric_label(m, S.selected_k()))
+                               format_func=lambda m: plots.metric_label(m, S.selected_k()),
+                               index=plots.default_index(ACCURACY_METRICS, plots.DEFAULT_METRIC))
     columns = [c for c in dataset.items.columns if c not in NOT_ITEM_GROUPS]
     item_choices = columns + (["genre"] if "genres" in dataset.items.columns else [])
-    item_attribute = cols[3].selectbox("Item attribute (exposure)", item_choices, key="sweep_item_attribute")
+    item_attribute = cols[3].selectbox(
+        "Item attribute (exposure)", item_choices, key="sweep_item_attribute",
+        index=plots.default_index(item_choices, plots.DEFAULT_ITEM_ATTRIBUTE))
     try:
         strengths = sorted({float(s) for s in text.split(",") if s.strip()})
     except ValueError:

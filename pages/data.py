@@ -5,12 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fairaudit.data import DataError, apply_mapping, profile_by_group, read_columns
+from fairaudit.data import DataError, apply_mapping, profile_by_group
 from fairaudit.service import DataSource
+from fairaudit.workspace import (
+    ENCODINGS,
+    TABLE_ROLES,
+    DroppedFile,
+    inspect_file,
+    missing_columns,
+    upload_problems,
+)
 from pages import _state as S
 
-ROLES = ("interactions", "users", "items")
-TABLE_TYPES = ["csv", "tsv", "parquet"]
 #: Column names the loader understands; anything else is kept as an attribute.
 TARGETS = ("user_id", "item_id", "rating", "timestamp", "title", "genres", "description", "gender", "age", "zip")
 KEEP = "(keep name)"
@@ -65,22 +71,18 @@ def show_profile(dataset) -> None:
         )
 
 
-def mapping_editor(paths: dict[str, str]) -> dict[str, str]:
-    """One select box per uploaded column, pre-filled with what the loader would detect."""
+def mapping_editor(files: dict[str, DroppedFile]) -> dict[str, str]:
+    """One select box per column of each table (role -> file), pre-filled with what the loader would detect."""
     mapping: dict[str, str] = {}
     with st.expander("Column mapping", expanded=True):
         st.caption(
             "Each column is renamed to the name on the right before loading. Detected automatically for "
             "common names (userId, movieId, sex, zipcode…); change it where the guess is wrong."
         )
-        for role, path in paths.items():
-            try:
-                columns = read_columns(path)
-            except (ValueError, OSError, UnicodeDecodeError) as err:
-                st.error(f"{role}: cannot read the header of this file ({S.md(err)}); upload a CSV, TSV or Parquet file.")
-                continue
+        for role, file in files.items():
+            columns = list(file.columns)
             detected = apply_mapping(pd.DataFrame(columns=columns)).columns.tolist()
-            st.markdown(f"**{role}**")
+            st.markdown(f"**{role}** ({S.md(file.name)})")
             grid = st.columns(min(len(columns), 4) or 1)
             for i, (column, guess) in enumerate(zip(columns, detected)):
                 options = [KEEP, *TARGETS]
@@ -92,7 +94,7 @@ def mapping_editor(paths: dict[str, str]) -> dict[str, str]:
 
 
 def add_dataset(label: str, source: DataSource) -> None:
-    """Validate ``source``; on success add it to the session and select it, else show the report."""
+    """Validate ``source``; on success add it to the session (remembered for reloads) and select it."""
     try:
         S.dataset_from_source(source)
     except DataError as err:
@@ -103,46 +105,79 @@ def add_dataset(label: str, source: DataSource) -> None:
         st.error(f"**{S.md(label)}** cannot be loaded: {S.md(err)}")
         return
     ss["datasets"][label] = source
+    S.remember_datasets()
     ss["select_dataset"] = label
     st.rerun()
 
 
-def upload_tables() -> None:
-    uploads = {
-        role: st.file_uploader(
-            f"{role.capitalize()} ({'required' if role == 'interactions' else 'optional'})",
-            type=TABLE_TYPES,
-            key=f"upload_{role}",
-        )
-        for role in ROLES
-    }
-    if uploads["interactions"] is None:
-        st.caption("Interactions need `user_id, item_id` (optional `rating`, `timestamp`); users `user_id` + "
-                   "attributes; items `item_id, title` (optional `genres` as `A|B`, `description`, attributes).")
+def load_tables(files: list[DroppedFile]) -> None:
+    """Tables: what each holds (guessed, changeable), the column mapping, then Load."""
+    st.markdown("**What each file holds**")
+    cols = st.columns(min(len(files), 3))
+    roles = {}
+    for i, file in enumerate(files):
+        options = list(TABLE_ROLES)
+        roles[file.name] = cols[i % len(cols)].selectbox(
+            S.md(file.name), options, index=options.index(file.role) if file.role in options else None,
+            key=f"role_{file.name}", placeholder="choose…")  # fmt: skip
+    problems = upload_problems(files, roles)
+    if problems:
+        for problem in problems:
+            st.error(S.md(problem))
         return
-    paths = {}
-    for role, upload in uploads.items():
-        if upload is not None:  # saved under a content hash, so a changed file never hits a stale cache
-            data = upload.getvalue()
-            name = f"{role}-{S.content_hash(data)}-{upload.name}"
-            paths[role] = str(S.workspace().save_upload(ss["session_id"], name, data))
-    mapping = mapping_editor(paths)
-    if st.button("Load uploaded tables", type="primary", key="load_tables"):
-        name = uploads["interactions"].name
+    by_role = {roles[f.name]: f for f in files}
+    mapping = mapping_editor(by_role)
+    missing = [m for role, f in by_role.items() for m in missing_columns(f, role, mapping)]
+    for problem in missing:
+        st.error(S.md(problem))
+    if st.button("Load", type="primary", key="load_upload", disabled=bool(missing)):
+        paths = {}
+        for role, file in by_role.items():  # saved under a content hash, so a changed file never hits a stale cache
+            name = f"{role}-{S.content_hash(file.content)}-{file.name}"
+            paths[role] = str(S.workspace().save_upload(ss["session_id"], name, file.content))
+        name = by_role["interactions"].name
         add_dataset(f"upload · {name}", DataSource("files", files=paths, mapping=mapping, name=name))
 
 
-def upload_zip() -> None:
-    upload = st.file_uploader("MovieLens 100K/1M or a CSV/Parquet folder, as .zip", type=["zip"], key="upload_zip")
-    if upload is None:
+def drop_zone() -> None:
+    """One place for every upload: tables, a zip of a dataset folder, or raw MovieLens files. Every file is
+    checked first; a file with a problem gets its message and nothing else is drawn."""
+    uploads = st.file_uploader(
+        "Drop your data here: tables (CSV, TSV, Parquet), a .zip of a dataset folder, or the MovieLens files "
+        "(u.data, u.user, u.item)", accept_multiple_files=True, key="upload_files")  # fmt: skip
+    encoding = st.selectbox(
+        "Text encoding", ENCODINGS, key="upload_encoding",
+        help="How text tables are read. auto: UTF-8, else Latin-1 (with a warning). Files saved by older Excel "
+             "versions are often cp1252.")  # fmt: skip
+    if not uploads:
+        st.caption("Interactions need `user_id, item_id` (optional `rating`, `timestamp`); users `user_id` + "
+                   "attributes; items `item_id, title` (optional `genres` as `A|B`, `description`, attributes).")
         return
-    if st.button("Load zip", type="primary", key="load_zip"):
+    files = [inspect_file(u.name, u.getvalue(), encoding=encoding) for u in uploads]
+    # Each file's own problems, a mix of kinds, incomplete MovieLens sets; tables' roles are checked below,
+    # once the analyst can change them.
+    problems = [f.problem for f in files if f.problem] or (
+        upload_problems(files, {}) if any(f.kind != "table" for f in files) else [])
+    if problems:
+        for problem in problems:
+            st.error(S.md(problem))
+        return
+    for file in files:
+        if file.warning:
+            st.warning(S.md(file.warning))
+    kind = files[0].kind
+    if kind == "table":
+        load_tables(files)
+    elif st.button("Load", type="primary", key="load_upload"):
+        ws, session = S.workspace(), ss["session_id"]
+        name = files[0].name if kind == "zip" else ", ".join(sorted(f.name for f in files))
         try:
-            folder = S.workspace().extract_zip(ss["session_id"], upload.name, upload.getvalue())
+            folder = (ws.extract_zip(session, name, files[0].content) if kind == "zip"
+                      else ws.save_movielens(session, {f.name: f.content for f in files}))  # fmt: skip
         except ValueError as err:
             st.error(S.md(err))
             return
-        add_dataset(f"upload · {upload.name}", DataSource("folder", path=str(folder), name=upload.name))
+        add_dataset(f"upload · {name}", DataSource("folder", path=str(folder), name=name))
 
 
 dataset = S.current_dataset()
@@ -159,8 +194,4 @@ if dataset is not None:
 
 st.divider()
 st.subheader("Add a dataset")
-tables_tab, zip_tab = st.tabs(["Upload tables", "Upload a zip"])
-with tables_tab:
-    upload_tables()
-with zip_tab:
-    upload_zip()
+drop_zone()

@@ -8,12 +8,25 @@ import streamlit as st
 
 from fairaudit import plots
 from fairaudit.audit import INTERSECTION_SEP, attribute_groups, plain_attributes
-from fairaudit.explain import explain_gaps, explain_recommendation, probe_attribute, user_features
+from fairaudit.explain import (
+    DEFAULT_PROBE_METRIC,
+    explain_gaps,
+    explain_recommendation,
+    fairllm_figure,
+    fairllm_probe,
+    fairllm_summary,
+    probe_attribute,
+    probe_sentences,
+    readable_explanation,
+    user_features,
+)
 from fairaudit.metrics import ACCURACY_METRICS
 from pages import _state as S
 
 #: Users drawn for a probe in the dashboard (the CLI probes every user).
 PROBE_USERS = 300
+#: Users drawn for the FaiRLLM protocol in the dashboard (a generative model answers ~0.2 prompts/s on a CPU).
+FAIRLLM_USERS = 20
 
 S.start_page()
 st.title("Explain")
@@ -43,11 +56,17 @@ def probe(_model, _dataset, key: tuple, attribute: str, k: int, users: int) -> p
     return probe_attribute(_model, _dataset, attribute, users=users, k=k, bootstrap_rounds=S.DEFAULT_ROUNDS)
 
 
+@st.cache_data(show_spinner="Asking the model with neutral and attribute-stating prompts…", max_entries=16)
+def fairllm(_model, _dataset, _split, key: tuple, attribute: str, k: int, users: int) -> pd.DataFrame:
+    return fairllm_probe({label: _model}, _dataset, _split, [attribute], users=users, k=k,
+                         bootstrap_rounds=S.DEFAULT_ROUNDS)
+
+
 def user_tab() -> None:
     cols = st.columns(2)
     attribute = cols[0].selectbox("Group by", attributes, key="explain_attribute")
     groups = attribute_groups(dataset.users, attribute)
-    group = cols[1].selectbox("Group", sorted(groups.unique()), key="explain_group")
+    group = cols[1].selectbox("Group", plots.natural_order(groups.unique()), key="explain_group")
     members = groups.index[groups == group]
     user_id = st.selectbox(f"User ({len(members):,} in {S.md(attribute)} = {S.md(group)})", members.tolist(),
                            key="explain_user")
@@ -75,17 +94,16 @@ def user_tab() -> None:
             except S.USER_ERRORS as err:
                 st.error(f"The explanation failed: {S.md(err)}")
             else:
-                top = frame.head(15)
-                players = [f"{i + 1}. {kind}: {value}" for i, (kind, value) in
-                           enumerate(zip(top["kind"], top["feature_value"].astype(str)))]
                 bases = frame.groupby(frame["kind"] == "text")["base_value"].first()
                 st.caption(
                     f"Score {frame['prediction'].iloc[0]:.3f}. History items and profile attributes add up from "
                     f"{bases.get(False, float('nan')):.3f} (no history, unknown profile)"
                     + (f"; the item text's words from {bases[True]:.3f} (text fully masked)." if True in bases else ".")
                 )
-                st.bar_chart(pd.Series(top["shap_value"].to_numpy(), index=players, name="SHAP value"), horizontal=True)
-                st.dataframe(top[["kind", "feature", "feature_value", "shap_value"]], hide_index=True)
+                readable = readable_explanation(frame)
+                S.chart(plots.local_shap_chart(readable, title=f"Why {item_id} for {user_id}"), readable,
+                        f"shap_{user_id}_{item_id}", key="local_shap")
+                st.dataframe(frame[["kind", "feature", "feature_value", "shap_value"]], hide_index=True)
                 st.download_button("Explanation as CSV", S.csv_bytes(frame), f"shap_{user_id}_{item_id}.csv",
                                    mime="text/csv", key="csv_local")
 
@@ -113,6 +131,11 @@ def drivers_tab() -> None:
             fig = plots.shap_bar_chart(drivers.drivers, target=plots.metric_label(metric, k))
             S.chart(fig, drivers.drivers, f"drivers_{metric}", key="drivers")
             st.markdown("**Each group's gap vs the rest, split into what carries it**")
+            decomposed = list(dict.fromkeys(drivers.decomposition["attribute"]))
+            shown = st.selectbox("Attribute", decomposed, key="drivers_attribute")
+            S.chart(plots.gap_breakdown_chart(drivers.decomposition, attribute=shown, k=k),
+                    drivers.decomposition[drivers.decomposition["attribute"] == shown],
+                    f"gap_breakdown_{metric}_{shown}", key="breakdown")
             st.dataframe(drivers.decomposition, hide_index=True)
             st.download_button("Decomposition as CSV", S.csv_bytes(drivers.decomposition), "gap_decomposition.csv",
                                mime="text/csv", key="csv_decomposition")
@@ -134,10 +157,22 @@ def probe_tab() -> None:
             table = probe(model, dataset, model_key, probe_attr, k, PROBE_USERS)
             # Pooled rows (all probed users) per counterfactual value, in the chart's long schema.
             pooled = plots.probe_summary(table)
-            metric = st.selectbox("Probe metric", sorted(set(pooled["metric"])), key="probe_metric")
+            for sentence in probe_sentences(pooled, k=k):
+                st.markdown(f"**{S.md(sentence)}**")
+            metrics = sorted(set(pooled["metric"]))
+            metric = st.selectbox("Probe metric", metrics, key="probe_metric",
+                                  index=plots.default_index(metrics, DEFAULT_PROBE_METRIC))
             fig = plots.probe_chart(pooled, metric=metric, k=k)
             S.chart(fig, pooled[pooled["metric"] == metric], f"probe_{probe_attr}_{metric}", key="probe")
             st.dataframe(table, hide_index=True)
+    st.markdown("**FaiRLLM protocol** — the model is asked once with a neutral prompt and once per stated "
+                "attribute value; SNSR/SNSV measure how far the lists move, against re-asking the same neutral "
+                "prompt (the decoding-noise baseline). Same table as `probe --protocol fairllm`.")
+    if st.toggle(f"Run the FaiRLLM protocol on {FAIRLLM_USERS} users", key="fairllm_on"):
+        with S.user_errors("The FaiRLLM probe"):
+            table = fairllm(model, dataset, split, model_key, probe_attr, k, FAIRLLM_USERS)
+            st.dataframe(fairllm_summary(table), hide_index=True)
+            S.chart(fairllm_figure(table), table, f"fairllm_{probe_attr}", key="fairllm")
 
 
 # Lazy tabs: only the open tab runs (the gap drivers need the audit; the probes re-score users).

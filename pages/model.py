@@ -1,11 +1,13 @@
-"""Model page: train (in the background, with live progress and cancel) or load a saved folder;
-see the selected model's configuration and its quality on the holdout."""
+"""Model page: train with a preset (in a worker process, with live progress for every phase and
+cancel), compare trained models on a leaderboard, load a saved folder or import another system's
+lists; see the selected model's configuration, validation curve and holdout quality."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Literal, get_args, get_origin, get_type_hints
+from typing import get_args, get_type_hints
 
 import pandas as pd
 import streamlit as st
@@ -13,17 +15,33 @@ import streamlit as st
 from fairaudit import service
 from fairaudit.data import DataError, file_sha256, load_recommendations, load_test_split
 from fairaudit.models import ImportedRecommender, create_model
-from fairaudit.workspace import safe_filename
-from fairaudit.workspace import TrainingJob
+from fairaudit.workspace import (
+    DEFAULT_KIND,
+    PACKAGED_ENCODER,
+    PRESET_HELP,
+    PRESET_NAMES,
+    default_choice,
+    leaderboard,
+    param_choices,
+    param_help,
+    physical_cores,
+    preset_params,
+    rebalance_threads,
+    running_jobs,
+    safe_filename,
+    settings_name,
+    start_training,
+)
 from pages import _state as S
 
-#: Dashboard defaults that keep training on the sample interactive (any other value can be typed in).
-QUICK_DEFAULTS = {"epochs": 20, "iterations": 5}
 KIND_HELP = {
     "llm": "Two-tower recommender over a Hugging Face text encoder (reads item text; scores cold items).",
     "popularity": "Most-popular baseline: the same list for everyone (instant).",
     "itemknn": "Item-kNN (cosine) baseline.",
-    "mf": "Matrix-factorisation baseline.",
+    "mf": "Matrix-factorisation baseline (ALS or BPR, on the implicit library).",
+    "generative": "Generative LLM (SmolLM2-135M by default, or any local causal-LM folder): ranks candidates by the "
+                  "likelihood of their titles, or writes titles that are matched to the catalogue. Slow on a CPU; "
+                  "audits a seeded sample of users.",
 }
 POLL_S = 0.5
 
@@ -35,109 +53,227 @@ if dataset is None:
     st.stop()
 
 
-def param_inputs(kind: str) -> dict:
-    """One input per hyper-parameter of ``kind``, pre-filled with its defaults (a select box where the
-    parameter is typed as a ``Literal``)."""
-    model = create_model(kind)
-    defaults = model.get_params()
-    hints = get_type_hints(type(model).__init__)
-    params = {}
-    cols = st.columns(3)
-    for i, (name, value) in enumerate(defaults.items()):
-        value = QUICK_DEFAULTS.get(name, value)
-        box, key = cols[i % 3], f"param_{kind}_{name}"
-        choices = get_args(hints[name]) if get_origin(hints.get(name)) is Literal else ()
-        if value in choices:
-            params[name] = box.selectbox(name, choices, index=choices.index(value), key=key)
-        elif isinstance(value, bool):
-            params[name] = box.checkbox(name, value=value, key=key)
-        elif isinstance(value, int):
-            params[name] = int(box.number_input(name, value=value, step=1, key=key))
-        elif isinstance(value, float):
-            params[name] = float(box.number_input(name, value=value, format="%g", key=key))
-        elif isinstance(value, str) or value is None:
-            text = box.text_input(name, value="" if value is None else value, key=key)
-            params[name] = text or None
+def _apply_preset(kind: str, preset: str) -> None:
+    """Reset the Advanced inputs, so each is drawn again with the preset's value (never set through the
+    Session State API: browsers then keep showing the widget's own default)."""
+    for name in preset_params(kind, preset):
+        ss.pop(f"param_{kind}_{name}", None)
+    ss["_preset_applied"] = (kind, preset, S.current_fingerprint())
+
+
+def param_inputs(kind: str, preset: str) -> dict:
+    """One input per hyper-parameter of ``kind`` with its help text: a select box where the choices are known
+    (options, devices here, columns this dataset has), else a typed input. Starts from ``preset``."""
+    if ss.get("_preset_applied") != (kind, preset, S.current_fingerprint()):
+        _apply_preset(kind, preset)
+    defaults = preset_params(kind, preset)
+    hints = get_type_hints(type(create_model(kind)).__init__)
+    choices, helps = param_choices(kind, dataset), param_help(kind)
+    params, cols = {}, st.columns(3)
+    for i, (name, default) in enumerate(defaults.items()):
+        box, key, help_text = cols[i % 3], f"param_{kind}_{name}", helps.get(name) or None
+        if name in choices and isinstance(default, (list, tuple)):
+            params[name] = tuple(box.multiselect(name, choices[name], default=default_choice(default, choices[name]),
+                                                 key=key, help=help_text))  # fmt: skip
+        elif name in choices:
+            if not choices[name]:
+                box.caption(f"{name}: this dataset has no suitable column (only used by its fairness term).")
+                params[name] = default
+                continue
+            value = default_choice(default, choices[name])
+            params[name] = box.selectbox(name, choices[name], index=list(choices[name]).index(value), key=key,
+                                         help=help_text)  # fmt: skip
+        elif isinstance(default, bool):
+            params[name] = box.checkbox(name, value=default, key=key, help=help_text)
+        elif name == "encoder":
+            text = box.text_input(name, value=default or "", key=key, placeholder=PACKAGED_ENCODER, help=help_text)
+            params[name] = (text or "").strip() or None
+        elif isinstance(default, (int, float)) or (default is None and {int, float} & set(get_args(hints.get(name)))):
+            whole = isinstance(default, int) or int in get_args(hints.get(name))
+            value = box.number_input(name, value=default, key=key, step=1 if whole else None,
+                                     format=None if whole else "%g", help=help_text)  # fmt: skip
+            params[name] = value if value is None else (int(value) if whole else float(value))
+        elif isinstance(default, str) or default is None:
+            params[name] = box.text_input(name, value=default or "", key=key, help=help_text) or None
         else:
-            text = box.text_input(f"{name} (JSON)", value=json.dumps(value), key=key)
+            text = box.text_input(f"{name} (JSON)", value=json.dumps(default), key=key, help=help_text)
             try:
                 params[name] = json.loads(text)
             except ValueError:
-                box.error(f"{name}: not valid JSON; using the default {json.dumps(value)}.")
-                params[name] = value
+                box.error(f"{name}: not valid JSON; using the preset's {S.md(json.dumps(default))}.")
+                params[name] = default
     return params
 
 
-def start_training(kind: str, params: dict) -> None:
+def start_job(kind: str, params: dict) -> None:
     fingerprint = S.current_fingerprint()
     out_dir = S.workspace().model_dir(kind, fingerprint, params)
     # A folder saved by an earlier FairAudit (no config checksum) cannot be verified: it is re-trained in place.
     if (out_dir / "config.json").is_file() and "config_sha256" in S._config(out_dir):
         ss["select_model"] = S.model_label(out_dir)
         ss["job_message"] = ("info", f"This configuration was already trained on this data; "
-                                     f"selected the saved model {S.md(out_dir.name)}.")
+                                     f"selected the saved model {S.md(ss['select_model'])}.")
         return
-    model = create_model(kind, **params)
-    ss["job"] = TrainingJob(model, dataset, S.split_for(dataset), out_dir).start()
-    ss["job_kind"] = kind
+    create_model(kind, **params)  # refuses bad values here, as a message, before a worker starts
+    job = start_training(
+        S.workspace().root, kind=kind, params=params, data=S.current_source().to_dict(), out_dir=out_dir,
+        session=ss["session_id"], label=f"{kind}-{settings_name(kind, params)}", split_method=S.SPLIT_METHOD,
+        split_seed=S.SPLIT_SEED, threads=int(ss["train_threads"]),
+        info={"data_name": dataset.name, "settings": settings_name(kind, params)},
+    )  # fmt: skip
+    ss["job"] = job
 
 
-@st.fragment(run_every=POLL_S)
-def training_progress() -> None:
-    """Polls the background job; the rest of the page stays usable while it runs."""
-    job: TrainingJob = ss["job"]
-    p = job.latest
-    if job.status == "running":
-        epoch = f"epoch {p.epoch}/{p.n_epochs}" if p else "starting"
-        st.progress(p.fraction if p else 0.0, text=f"Training {ss.get('job_kind', '')}: {epoch}")
-        cols = st.columns(3)
-        cols[0].metric("Loss", f"{p.loss:.4f}" if p and p.loss == p.loss else "—")
-        cols[1].metric("Elapsed", f"{job.elapsed_s:.0f} s")
-        left = job.time_left_s
-        cols[2].metric("Time left", "—" if left is None else f"~{left:.0f} s")
-        if p and p.message:
-            st.caption(p.message)
-        if len(job.losses) > 1:
-            st.line_chart(pd.DataFrame({"loss": job.losses}), height=180, x_label="epoch", y_label="loss")
-        if st.button("Cancel training", key="cancel_training"):
-            job.cancel()
-            st.toast("Cancelling after the current epoch…")
-        return
-    ss.pop("job")
-    if job.status == "done":
-        ss["select_model"] = S.model_label(job.out_dir)
-        ss["job_message"] = ("success", f"Trained and saved {S.md(job.out_dir.name)} in {job.elapsed_s:.1f} s.")
-    elif job.status == "cancelled":
-        ss["job_message"] = ("warning", f"Training stopped: {S.md(job.error)}. Nothing was saved.")
-    else:
-        ss["job_message"] = ("error", f"Training failed: {S.md(job.error)}. Check the parameters and try again.")
-    st.rerun()
+def _progress_text(job) -> tuple[float, str]:
+    state = job.state()
+    phase, kind = state.get("phase", "starting"), job.spec.get("kind", "")
+    if phase == "encoding" and state.get("total"):
+        return state.get("done", 0) / state["total"], (
+            f"Training {kind}: encoding item texts {state.get('done', 0):,}/{state['total']:,}")
+    if phase == "training" and state.get("n_epochs"):
+        return state.get("epoch", 0) / state["n_epochs"], f"Training {kind}: epoch {state.get('epoch', 0)}/{state['n_epochs']}"
+    return 0.0, f"Training {kind}: {phase}"
+
+
+def show_running(job, *, key: str) -> None:
+    """Progress of one running job: phase with n/N, rate, loss, elapsed and time left, and Cancel."""
+    fraction, text = _progress_text(job)
+    st.progress(min(fraction, 1.0), text=text)
+    state = job.state()
+    cols = st.columns(4)
+    loss = state.get("loss")
+    cols[0].metric("Loss", "—" if loss is None else f"{loss:.4f}")
+    cols[1].metric("Elapsed", f"{job.elapsed_s:.0f} s")
+    left = job.time_left_s
+    cols[2].metric("Time left", "—" if left is None else f"~{left:.0f} s", help="Of the current phase.")
+    rate = state.get("rate")
+    cols[3].metric("Rate", "—" if not rate else f"{rate:.0f} {state.get('unit', '')}/s")
+    if state.get("message"):
+        st.caption(S.md(state["message"]))
+    losses = job.losses
+    if len(losses) > 1:
+        st.line_chart(pd.DataFrame({"loss": losses}), height=160, x_label="epoch", y_label="loss")
+    if st.button("Cancel training", key=key):
+        job.cancel()
+        st.toast("Training cancelled.")
+
+
+def jobs_panel() -> None:
+    """The session's jobs (from the workspace, so a reload lists them again); polls only while one runs."""
+    polling = "job" in ss or any(j.status == "running" for j in S.session_jobs())
+    st.fragment(run_every=POLL_S if polling else None)(_jobs_panel)()
+
+
+def _jobs_panel() -> None:
+    job = ss.get("job")
+    if job is not None and job.status != "running":
+        ss.pop("job")
+        label = S.model_label(job.out_dir) if job.status == "done" else job.label
+        if job.status == "done":
+            ss["select_model"] = label
+            ss["job_message"] = ("success", f"Trained and saved {S.md(label)} in {job.elapsed_s:.1f} s.")
+        elif job.status == "cancelled":
+            ss["job_message"] = ("warning", f"Training stopped: {S.md(job.error)}. Nothing was saved.")
+        else:
+            ss["job_message"] = ("error", f"Training failed: {S.md(job.error)}. Check the parameters and try again.")
+        st.rerun()
+    jobs = S.session_jobs()
+    running = [j for j in jobs if j.status == "running"]
+    for one in running:
+        st.markdown(f"**{S.md(one.label)}**")
+        show_running(one, key="cancel_training" if job is not None and one.id == job.id else f"cancel_{one.id}")
+    finished = [j for j in jobs if j not in running][:10]
+    if finished:
+        with st.expander(f"Finished jobs of this session ({len(finished)})"):
+            for one in finished:
+                st.caption(f"{S.md(one.label)}: {S.md(one.describe())} ({one.elapsed_s:.1f} s)")
 
 
 def train_section() -> None:
     st.subheader("Train a model")
     # Re-rankers wrap a fitted base model: they are built by the Compare page's mitigation sweep.
     kinds = list(service.trainable_kinds())
-    default = kinds.index("popularity") if "popularity" in kinds else 0
-    kind = st.selectbox("Model kind", kinds, index=default, key="train_kind")
+    kind = st.selectbox("Model kind", kinds, index=kinds.index(DEFAULT_KIND) if DEFAULT_KIND in kinds else 0,
+                        key="train_kind")  # fmt: skip
     st.caption(KIND_HELP.get(kind, ""))
-    with st.expander("Hyper-parameters", expanded=False):
-        params = param_inputs(kind)
+    preset = st.radio("Preset", PRESET_NAMES, horizontal=True, key="train_preset",
+                      captions=[PRESET_HELP[p] for p in PRESET_NAMES])  # fmt: skip
+    with st.expander("Advanced: every hyper-parameter", expanded=False):
+        params = param_inputs(kind, preset)
+    ss.setdefault("train_threads", physical_cores())
+    st.number_input("Threads per job", min_value=1, max_value=max(os.cpu_count() or 1, 1), step=1, key="train_threads",
+                    help="Torch threads of a training job (default: the physical cores). While several jobs run, "
+                         "each gets one thread, so the dashboard stays responsive.")  # fmt: skip
     split = S.split_for(dataset)
     st.caption(
-        f"Trained on a per-user random holdout split ({len(split.train):,} train / {len(split.test):,} test "
-        f"interactions, seed {S.SPLIT_SEED}); saved to the workspace so it survives a restart."
+        f"Trained in a separate worker process on a per-user random holdout split ({len(split.train):,} train / "
+        f"{len(split.test):,} test interactions, seed {S.SPLIT_SEED}); saved to the workspace so it survives a restart."
     )
-    running = "job" in ss
-    if st.button("Train", type="primary", key="train", disabled=running):
+    if st.button("Train", type="primary", key="train"):
         with S.user_errors("Starting training"):
-            start_training(kind, params)
+            start_job(kind, params)
+            rebalance_threads(S.workspace().root, int(ss["train_threads"]))
             st.rerun()
-    if "job" in ss:
-        training_progress()
     if "job_message" in ss:
         level, text = ss.pop("job_message")
         getattr(st, level)(text)
+    others = len(running_jobs(S.workspace().root)) - len([j for j in S.session_jobs() if j.status == "running"])
+    if others > 0:
+        st.caption(f"{others} job(s) of other sessions are running; each job uses one thread meanwhile.")
+    jobs_panel()
+
+
+@st.cache_data(show_spinner="Scoring every model on the holdout…", max_entries=16)
+def _leaderboard(_models, _dataset, _split, keys: tuple, data_fp: str, k: int, _info) -> tuple[pd.DataFrame, list]:
+    return leaderboard(_models, _dataset, _split, k=k, info=_info)
+
+
+def leaderboard_section() -> None:
+    st.subheader("Leaderboard")
+    folders = S.available_models()
+    if not folders:
+        st.info(S.NO_MODEL_HINT)
+        return
+    saved = {m.label: m for m in S.workspace().saved_models(S.current_fingerprint())}
+    split, k = S.split_for(dataset), S.selected_k()
+    with S.user_errors("Scoring the models"):
+        models = {label: S.model_at(path, dataset) for label, path in folders.items()}
+        info = {label: {"fit_s": saved[label].info.get("fit_s") if label in saved else None,
+                        "data": saved[label].info.get("data_name", dataset.name) if label in saved else dataset.name}
+                for label in models}  # fmt: skip
+        keys = tuple((label, path, S.weights_checksum(path)) for label, path in folders.items())
+        table, warnings = _leaderboard(models, dataset, split, keys, S.current_fingerprint(), k, info)
+        st.caption(f"Holdout quality @ {k} on {split.test['user_id'].nunique():,} test users, against a popularity "
+                   "baseline fitted on the same split; `vs baseline` is the NDCG difference with its paired-bootstrap "
+                   "95% interval.")  # fmt: skip
+        st.dataframe(table, hide_index=True, column_config={
+            "fit_s": st.column_config.NumberColumn("fit (s)", format="%.1f"),
+            **{c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+               if c not in ("model", "kind", "data", "fit_s")}})  # fmt: skip
+        for warning in warnings:
+            st.warning(S.md(warning))
+
+
+def show_validation(config: dict) -> None:
+    """The model's validation record (``config["validation"]``: metric, curve, best step, chosen settings),
+    read defensively: anything missing or oddly shaped is left out."""
+    record = config.get("validation")
+    if not isinstance(record, dict) or not record:
+        return
+    metric = str(record.get("metric", "validation metric"))
+    st.markdown(f"**Validation** ({S.md(metric)})")
+    curve = record.get("curve")
+    if isinstance(curve, list):
+        points = pd.DataFrame([p for p in curve if isinstance(p, dict)])
+        if {"step", "value"} <= set(points.columns):
+            points = points[["step", "value"]].apply(pd.to_numeric, errors="coerce").dropna()
+            if len(points):
+                st.line_chart(points.set_index("step")["value"].rename(metric), height=180, x_label="step",
+                              y_label=metric)  # fmt: skip
+    if record.get("best_step") is not None:
+        st.caption(f"Best step: {S.md(record['best_step'])}")
+    if isinstance(record.get("chosen"), dict) and record["chosen"]:
+        st.caption("Chosen settings: " + ", ".join(f"{S.md(k)} = {S.md(v)}" for k, v in record["chosen"].items()))
 
 
 def load_section() -> None:
@@ -182,6 +318,7 @@ def selected_section() -> None:
         quality = holdout_quality(model, split, path, S.weights_checksum(path), S.current_fingerprint(), k)
         st.markdown(f"**Holdout quality @ {k}** ({split.test['user_id'].nunique():,} test users)")
         st.dataframe(quality.round(4), hide_index=True)
+    show_validation(config)
     with st.expander("Configuration (config.json)"):
         st.json({key: value for key, value in config.items() if key not in ("user_ids", "item_ids")}, expanded=2)
 
@@ -269,6 +406,8 @@ def import_section() -> None:
 train_section()
 st.divider()
 selected_section()
+st.divider()
+leaderboard_section()
 st.divider()
 load_section()
 st.divider()

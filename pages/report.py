@@ -11,8 +11,8 @@ from pages import _state as S
 S.start_page()
 st.title("Report")
 st.caption(
-    "The PDF is built from the audit folder alone (cover with fingerprints, executive summary with "
-    "pass/attention/fail checks, data, model cards, results, comparison, methodology, appendix), "
+    "The PDF is built from the audit folder alone (cover with fingerprints, executive summary opening with the "
+    "ranked findings and their pass/attention/fail checks, data, model cards, results, comparison, methodology, appendix), "
     "so anyone holding the folder can rebuild and check it."
 )
 ss = st.session_state
@@ -43,6 +43,10 @@ audit_id = result.meta["audit_id"]
 folder = S.workspace().audit_dir(ss["session_id"], audit_id)
 st.markdown(f"Audit {S.md(audit_id)} · models {S.md(', '.join(chosen))} · K = {result.config.k} · "
             f"{result.config.bootstrap_rounds} bootstrap rounds")
+findings = S.findings(result)
+if findings.headline:
+    st.markdown(f"**The PDF opens with the same findings as the Audit page.** Headline: {S.md(findings.headline)}")
+st.caption(S.md(findings.scope()))
 
 if st.button("Build the PDF", type="primary", key="build_pdf"):
     with st.spinner("Writing the audit folder (with the models' paired comparison) and the PDF…"), \

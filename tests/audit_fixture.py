@@ -251,3 +251,40 @@ def write_optional_explanations(path: Path, models: tuple[str, ...] = ("llm", "p
                             "mean_abs_shap": [0.031, 0.022, 0.012, 0.004], "mean_shap": [0.01, -0.02, 0.0, 0.0],
                             "r2": 0.4, "n_users": 400})
     drivers.to_csv(Path(path) / "shap_drivers.csv", index=False)
+
+
+def analysis_tables() -> dict[str, pd.DataFrame]:
+    """One small example of each optional table written by the analyses (FaiRLLM probe, robustness,
+    audits by period), with text values a CSV reader would mangle unless told they are text."""
+    fairllm = pd.DataFrame({  # the FaiRLLM probe table (fairaudit.explain.fairllm_probe)
+        "model": "llm", "attribute": "gender", "group": ["NA", "all"], "reference": ["neutral", "repeat"],
+        "metric": ["jaccard", "jaccard_change_vs_noise"], "estimate": [0.8123456789012345, 0.1],
+        "ci_low": [0.7, 0.0], "ci_high": [0.9, 0.2], "n_users": 60, "p_value": [float("nan"), 0.012],
+    })
+    robustness = pd.DataFrame({  # fairaudit.robustness.run_robustness
+        "attack": "pgd", "strength": 0.1, "model": "pgd@0.1", "attribute": ["all", "gender"], "group": ["all", "NA"],
+        "quantity": ["value", "gap"], "metric": "ndcg", "n_users": 60, "clean": [0.3123456789012345, -0.01],
+        "attacked": [0.2, -0.03], "difference": [-0.1123456789012345, -0.02], "ci_low": [-0.12, -0.05],
+        "ci_high": [-0.1, 0.01], "significant": [True, False],
+    })
+    periods = dict(  # fairaudit.dynamics.add_periods_to_audit (audit --by-period)
+        period_metrics=pd.DataFrame({
+            "period": ["2020-01", "2020-02"], "start": [1577836800, 1580515200], "end": [1580515200, 1583020800],
+            "model": "llm", "attribute": "gender", "group": ["NA", "007"], "metric": "ndcg",
+            "value": [0.3123456789012345, 0.2], "ci_low": [0.2, 0.1], "ci_high": [0.4, 0.3], "n_users": [12, 40],
+            "flagged": [True, False],
+        }),
+        period_trends=pd.DataFrame({
+            "model": "llm", "attribute": "gender", "group": ["NA"], "reference": "rest", "metric": "ndcg",
+            "n_periods": [2], "first": [-0.01], "last": [-0.0312345678901234], "slope": [float("nan")],
+            "slope_ci_low": [float("nan")], "slope_ci_high": [float("nan")], "p_value": [float("nan")],
+            "p_adjusted": [float("nan")],
+        }),
+        exposure_drift=pd.DataFrame({
+            "model": "llm", "period": ["2020-01", "2020-02"], "start": [1577836800, 1580515200],
+            "user_attribute": "all", "user_group": "all", "item_attribute": "provider", "item_group": "indie",
+            "exposure_share": [0.1, 0.0812345678901234], "reference_share": 0.1,
+            "difference": [0.0, -0.0187654321098766], "total_variation": [0.0, 0.0187654321098766],
+        }),
+    )
+    return {"fairllm": fairllm, "robustness": robustness, **periods}

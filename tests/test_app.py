@@ -13,14 +13,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairaudit.data import load_sample, make_split
-from fairaudit.data._validate import DUPLICATE_PAIRS, EMPTY_TABLE, MISSING_COLUMN
+from fairaudit.data._validate import DUPLICATE_PAIRS, MISSING_COLUMN
 from fairaudit.metrics import accuracy_metrics
 from fairaudit.models import load_model
-from fairaudit.workspace import ZIP_UNSAFE_PATH
+from fairaudit.workspace import UPLOAD_NO_ROWS, ZIP_UNSAFE_PATH
 from tests.conftest import WAIT_CEILING_S, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("data", "model", "audit", "explain", "compare", "report")
+PAGES = ("data", "model", "audit", "explain", "compare", "report", "robustness", "dynamics")
 NEEDS_MODEL = ("audit", "explain", "report")
 #: Bootstrap rounds for tests (the page's minimum): enough for CIs to exist, fast to compute.
 ROUNDS = 50
@@ -38,8 +38,9 @@ def workspace(tmp_path, monkeypatch) -> Path:
 
 
 def start() -> AppTest:
+    """A fresh session on the Data page (the app opens on the Audit page of the bundled sample)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=WAIT_CEILING_S)
-    at.run()
+    at.switch_page("pages/data.py").run()
     assert not at.exception
     at.session_state["audit_rounds"] = ROUNDS
     return at
@@ -81,9 +82,10 @@ def finish_training(at: AppTest) -> None:
 
 
 def upload(at: AppTest, **files: tuple[str, bytes]) -> AppTest:
+    """Drop ``files`` (any keyword: role, ``zip``) together on the Data page's one drop zone."""
     goto(at, "data")
-    for role, (name, content) in files.items():
-        at.file_uploader(key=f"upload_{role}").set_value((name, content, "application/octet-stream"))
+    dropped = [(name, content, "application/octet-stream") for name, content in files.values()]
+    at.file_uploader(key="upload_files").set_value(dropped)
     at.run()
     assert not at.exception
     return at
@@ -94,10 +96,8 @@ def test_every_page_renders_on_a_fresh_session(workspace, page):
     at = goto(start(), page)
     assert at.title[0].value == page.capitalize()
     assert not at.error
-    if page in NEEDS_MODEL:
-        assert any("No model yet" in t for t in texts(at.info))
-    if page == "compare":
-        assert any("at least two models" in t for t in texts(at.info))
+    if page in NEEDS_MODEL:  # the bundled sample comes with ready models: nothing to train first
+        assert not any("No model yet" in t for t in texts(at.info))
 
 
 # Slow (~10 s): the one end-to-end walk through every page (train two models, audit, compare, explain, PDF).
@@ -140,6 +140,7 @@ def test_sample_happy_path_train_audit_compare_explain_report(workspace, monkeyp
     goto(at, "audit")
     cards = {m.label: m.value for m in at.metric}
     assert cards["NDCG@10"] == f"{expected['ndcg']:.3f}"
+    assert [s.value for s in at.subheader][:1] == ["Findings"]  # the findings open the page
     assert len(calls) == 1
     at.session_state["attributes"] = ["gender"]
     at.run()
@@ -184,12 +185,13 @@ def test_sample_happy_path_train_audit_compare_explain_report(workspace, monkeyp
     assert not at.exception and not at.error
     probe = at.dataframe[-1].value
     assert (probe.loc[probe["metric"] == "jaccard", "estimate"] == 1.0).all()
+    assert any("No change: re-scoring the probed users as if gender were" in t for t in texts(at.markdown))
     at.session_state["explain_tab"] = "Gap drivers"
     at.run()
     at.toggle(key="drivers_on").set_value(True).run()
     assert not at.exception and not at.error, texts(at.error)
     assert any(m.startswith("Surrogate fit: held-out R² = ") for m in texts(at.success) + texts(at.warning))
-    assert len(at.get("plotly_chart")) == 1 and len(calls) == 2  # reuses the cached single-model audit
+    assert len(at.get("plotly_chart")) == 2 and len(calls) == 2  # drivers + gap breakdown; the cached audit
 
     # Report: the audit folder and its PDF, downloadable.
     goto(at, "report")
@@ -219,7 +221,8 @@ def _labels(at: AppTest) -> list[str]:
 BAD_UPLOADS = {
     "missing item_id": ({"interactions": ("plays.csv", b"user_id,rating\n1,5\n")},
                         MISSING_COLUMN.split(";")[0].format(column="item_id")),
-    "empty table": ({"interactions": ("plays.csv", b"user_id,item_id\n")}, EMPTY_TABLE),
+    "empty table": ({"interactions": ("plays.csv", b"user_id,item_id\n")},
+                    UPLOAD_NO_ROWS.format("plays.csv", "user_id, item_id")),
     "corrupt parquet": ({"interactions": ("plays.parquet", b"PAR1 not really")}, "could not be read as Parquet"),
     "unsafe zip": ({"zip": ("evil.zip", zip_bytes({"../x.csv": b"a"}))}, ZIP_UNSAFE_PATH.format("evil.zip", "../x.csv")),
 }
@@ -228,8 +231,7 @@ BAD_UPLOADS = {
 @pytest.mark.parametrize("case", BAD_UPLOADS)
 def test_bad_uploads_give_their_message_and_the_app_stays_usable(workspace, case):
     files, message = BAD_UPLOADS[case]
-    at = upload(start(), **files)
-    at.button(key="load_zip" if "zip" in files else "load_tables").click().run()
+    at = upload(start(), **files)  # the drop zone checks every file at once, before a Load button
     assert not at.exception
     assert any(message in e for e in texts(at.error)), texts(at.error)
     assert list(at.session_state["datasets"]) == ["Sample data (bundled)"]
@@ -240,10 +242,9 @@ def test_bad_uploads_give_their_message_and_the_app_stays_usable(workspace, case
 def test_upload_with_column_mapping_and_warnings(workspace):
     inter = TINY_INTERACTIONS.replace("user_id,item_id", "uid,product") + "u0,i0,4\n"  # one duplicate pair
     at = upload(start(), interactions=("plays.csv", inter.encode()), users=("people.csv", TINY_USERS.encode()))
-    at.button(key="load_tables").click().run()
     assert any(MISSING_COLUMN.split(";")[0].format(column="item_id") in e for e in texts(at.error))
-    at.selectbox(key="map_interactions_product").select("item_id")
-    at.button(key="load_tables").click().run()
+    at.selectbox(key="map_interactions_product").select("item_id").run()
+    at.button(key="load_upload").click().run()
     assert not at.exception and not at.error, texts(at.error)
     assert at.session_state["dataset"] == "upload · plays.csv"
     assert {m.label: m.value for m in at.metric}["Users"] == "12"
@@ -263,7 +264,7 @@ def _movielens_100k_zip() -> bytes:
 
 def test_movielens_zip_upload(workspace):
     at = upload(start(), zip=("ml-100k.zip", _movielens_100k_zip()))
-    at.button(key="load_zip").click().run()
+    at.button(key="load_upload").click().run()
     assert not at.exception and not at.error, texts(at.error)
     assert at.session_state["dataset"] == "upload · ml-100k.zip"
     metrics = {m.label: m.value for m in at.metric}
@@ -273,7 +274,7 @@ def test_movielens_zip_upload(workspace):
 
 def test_sessions_do_not_see_each_others_uploads(workspace):
     alice = upload(start(), interactions=("mine.csv", TINY_INTERACTIONS.encode()))
-    alice.button(key="load_tables").click().run()
+    alice.button(key="load_upload").click().run()
     assert "upload · mine.csv" in alice.session_state["datasets"]
     bob = start()
     assert list(bob.session_state["datasets"]) == ["Sample data (bundled)"]
@@ -284,7 +285,7 @@ def test_sessions_do_not_see_each_others_uploads(workspace):
 
 def test_training_can_be_cancelled_and_saves_nothing(workspace):
     at = upload(start(), interactions=("plays.csv", TINY_INTERACTIONS.encode()), users=("u.csv", TINY_USERS.encode()))
-    at.button(key="load_tables").click().run()
+    at.button(key="load_upload").click().run()
     goto(at, "model")
     at.selectbox(key="train_kind").select("mf").run()
     at.number_input(key="param_mf_iterations").set_value(100_000)
@@ -363,10 +364,9 @@ def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(worksp
     train(at, "popularity")
     assert not set(at.selectbox(key="train_kind").options) & set(RERANK_KINDS)  # re-rankers need a base model
     goto(at, "compare")
-    assert any("at least two models" in t for t in texts(at.info))  # the sweep needs only the sidebar's model
     at.selectbox(key="sweep_mitigation").select("difference").run()
     assert any("training term of the LLM recommender" in t for t in texts(at.info))
-    assert not at.get("plotly_chart")
+    assert not [c for c in at.get("plotly_chart") if c.key == "fig_sweep"]  # only the bundled models' trade-offs
 
     at.selectbox(key="sweep_mitigation").select("rerank_exposure").run()
     at.text_input(key="sweep_strengths").input("0, x").run()
@@ -375,10 +375,10 @@ def test_compare_sweep_draws_a_pareto_plot_and_saves_a_point_as_candidate(worksp
     at.selectbox(key="sweep_attribute").select("gender")
     at.button(key="run_sweep").click().run()
     assert not at.exception and not at.error, texts(at.error)
-    (chart,) = at.get("plotly_chart")
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == "fig_sweep"]
     spec = json.loads(chart.proto.spec)
     assert spec["layout"]["title"]["text"].startswith("rerank_exposure sweep: NDCG@10 vs exposure_gap")
-    assert sum(len(trace["x"]) for trace in spec["data"]) == 2
+    assert sorted(label for trace in spec["data"] for label in trace["text"]) == ["λ=0", "λ=1"]  # one per strength
     table = at.dataframe[-1].value
     assert list(table["strength"]) == [0.0, 1.0] and list(table["model"]) == ["rerank_exposure@0", "rerank_exposure@1"]
     assert table["target_improvement"].iloc[0] == 0.0

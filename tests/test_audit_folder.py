@@ -11,7 +11,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from audit_fixture import write_audit_folder, write_optional_explanations
+from audit_fixture import analysis_tables, write_audit_folder, write_optional_explanations
 from fairaudit.audit import (
     FILES,
     OPTIONAL_FILES,
@@ -53,6 +53,7 @@ def full(tmp_path_factory) -> AuditResult:
         "contribution": [-0.1 / 3, 0.2 / 7], "predicted_gap": -0.05, "observed_gap": -0.0612345678901234,
         "n_users": 60,
     })
+    result = dataclasses.replace(result, **analysis_tables())
     return dataclasses.replace(result, gap_decomposition=decomposition, explanations=SETTINGS)
 
 
@@ -73,6 +74,9 @@ def test_rewriting_removes_stale_optional_tables(full, tmp_path):
     (folder / "audit.pdf").write_bytes(b"%PDF")  # not an audit table: left alone
     bare = dataclasses.replace(full, probes=None, shap_drivers=None, gap_decomposition=None, explanations=None,
                                comparison=None, verdicts=None)
+    bare = dataclasses.replace(bare, fairllm=None)
+    bare = dataclasses.replace(bare, robustness=None)
+    bare = dataclasses.replace(bare, period_metrics=None, period_trends=None, exposure_drift=None)
     write_audit(bare, folder, overwrite=True)  # e.g. a re-audit of another model into the same folder
     assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES.values(), "audit.pdf"])
     back = read_audit(folder)

@@ -37,7 +37,7 @@ def test_sample_to_explain_in_chromium(tmp_path):
     workspace = tmp_path / "ws"
     sample = load_sample()
     with dashboard(workspace, timeout_s=WAIT_CEILING_S) as url, browser() as chromium:
-        page = new_page(chromium, url, timeout_ms=CEILING_MS)
+        page = new_page(chromium, url, "data", timeout_ms=CEILING_MS)  # the app opens on the Audit page
 
         # Data: the bundled sample and its sizes.
         page.get_by_text("Current dataset: Sample data (bundled)").wait_for()

@@ -26,7 +26,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from audit_fixture import write_audit_folder, write_optional_explanations
+from audit_fixture import analysis_tables, write_audit_folder, write_optional_explanations
 from fairaudit.audit import TABLES, read_audit, write_audit
 from fairaudit.cli import EXIT_DATA, EXIT_INTERRUPTED, EXIT_USAGE, main
 from fairaudit.compare import add_comparison
@@ -108,7 +108,7 @@ def leftovers(parent: Path) -> list[str]:
 # ---- fixtures ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def full_audit(tmp_path_factory):
-    """An audit result holding every CSV table (comparison, verdicts, probes, drivers, decomposition)."""
+    """An audit result holding every CSV table (comparison, verdicts, probes, drivers, decomposition, analyses)."""
     folder = write_audit_folder(tmp_path_factory.mktemp("hostile_audit"), n_users=80)
     write_optional_explanations(folder)
     result = add_comparison(read_audit(folder))
@@ -118,7 +118,7 @@ def full_audit(tmp_path_factory):
         "contribution": [-0.1 / 3, 0.2 / 7], "predicted_gap": -0.05, "observed_gap": -0.0612345678901234,
         "n_users": 40,
     })  # fmt: skip
-    return dataclasses.replace(result, gap_decomposition=decomposition, explanations={"seed": 0})
+    return dataclasses.replace(result, gap_decomposition=decomposition, explanations={"seed": 0}, **analysis_tables())
 
 
 def _data_folder(path: Path, *, gender: str | None = None, user: str | None = None, item: str | None = None,
@@ -833,10 +833,10 @@ def test_audit_page_shows_a_link_like_group_name_as_text(tmp_path, monkeypatch):
     at.run()
     at.session_state["audit_rounds"] = 50
     at.switch_page("pages/data.py").run()
-    for role, content in (("interactions", interactions), ("users", users)):
-        at.file_uploader(key=f"upload_{role}").set_value((f"{role}.csv", content.encode(), "text/csv"))
+    at.file_uploader(key="upload_files").set_value(
+        [(f"{role}.csv", content.encode(), "text/csv") for role, content in (("interactions", interactions), ("users", users))])
     at.run()
-    at.button(key="load_tables").click().run()
+    at.button(key="load_upload").click().run()
     assert not at.exception
     at.switch_page("pages/model.py").run()
     at.selectbox(key="train_kind").select("popularity").run()

@@ -242,6 +242,26 @@ class TestMF(RecommenderContract):
     planted_factor = 2.0
 
 
+class TestMFBPR(RecommenderContract):
+    """``implicit``'s BPR (deterministic here: one thread)."""
+
+    kind = "mf"
+    params = {"factors": 8, "iterations": 30, "algorithm": "bpr", "learning_rate": 0.05, "reg": 0.01, "device": "cpu"}
+
+
+class TestMFEarlyStopping(RecommenderContract):
+    """Validation carved from training, early stopping, refit: the contract holds and the choice is saved."""
+
+    kind = "mf"
+    params = {**TestMF.params, "iterations": 8, "patience": 2}
+    planted_factor = 2.0
+
+    def test_validation_record(self, fitted):
+        record = fitted.validation_
+        assert record["metric"] == "ndcg@10" and 1 <= record["best_step"] <= len(record["curve"]) <= 8
+        assert record["chosen"] == {"iterations": record["best_step"]}
+
+
 class TestLLM(RecommenderContract):
     kind = "llm"
     params = {"dim": 16, "epochs": 8, "batch_size": 32, "lr": 0.02, "device": "cpu"}

@@ -79,10 +79,29 @@ def test_forest_colours_follow_bh_significance(tables):
     gaps = tables["gaps"]
     rows = gaps[(gaps["model"] == "llm") & (gaps["metric"] == "ndcg") & (gaps["reference"] == "rest")]
     alpha = float(rows["p_adjusted"].median())  # some gaps on each side of the level
-    colours = plots.gap_forest_chart(gaps, metric="ndcg", model="llm", alpha=alpha).data[0].marker.color
-    expected = [plots.GAP_FLAG if p < alpha else plots.GAP_OK for p in rows["p_adjusted"]]
-    assert list(colours) == expected
-    assert plots.GAP_FLAG in colours and plots.GAP_OK in colours
+    trace = plots.gap_forest_chart(gaps, metric="ndcg", model="llm", alpha=alpha).data[0]
+    drawn = dict(zip(trace.y, trace.marker.color))
+    for row in rows.itertuples():
+        excludes_zero = row.ci_low > 0 or row.ci_high < 0
+        expected = plots.GAP_FLAG if row.p_adjusted < alpha else plots.GAP_NOMINAL if excludes_zero else plots.GAP_OK
+        assert drawn[f"{row.attribute} = {plots.safe_label(row.group)}"] == expected, row
+    assert plots.GAP_FLAG in trace.marker.color and plots.GAP_OK in trace.marker.color
+
+
+def test_forest_never_draws_an_interval_excluding_zero_as_no_gap():
+    # Uncorrected CIs exclude 0 for F and X, but only F survives the BH correction: X is marked open orange,
+    # so the colour always agrees with the interval drawn; the legend names all three markers.
+    gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": ["X", "F", "M"], "reference": "rest",
+                         "metric": "ndcg", "difference": [-.05, -.1, .01], "ci_low": [-.09, -.15, -.02],
+                         "ci_high": [-.01, -.05, .04], "p_adjusted": [.2, .01, .7]})
+    fig = plots.gap_forest_chart(gaps, metric="ndcg", model="m")
+    trace = fig.data[0]
+    assert list(trace.y) == ["g = F", "g = M", "g = X"]  # natural order
+    assert list(trace.marker.color) == [plots.GAP_FLAG, plots.GAP_OK, plots.GAP_NOMINAL]
+    assert list(trace.marker.symbol) == ["diamond", "diamond", "diamond-open"]
+    assert [t.name for t in fig.data[1:]] == ["BH-adjusted p < 0.05", "CI excludes 0, not significant after BH "
+                                              "correction", "CI includes 0"]
+    assert "95% bootstrap CI (uncorrected)" in fig.layout.xaxis.title.text
 
 
 def test_user_text_is_escaped_and_shortened(tables):
@@ -102,7 +121,64 @@ def test_exposure_chart_values_are_the_table_shares(tables):
     assert list(fig.data[1].y) == pytest.approx(rows["catalogue_share"].tolist())
     assert list(fig.data[2].y) == pytest.approx(rows["relevance_share"].tolist())
     heat = plots.exposure_by_user_group_chart(ie, user_attribute="gender", item_attribute="genre", model="llm")
-    assert heat.data[0].z.sum(axis=1) == pytest.approx([1.0, 1.0])  # shares within each user group
+    assert heat.data[0].customdata.sum(axis=1) == pytest.approx([1.0, 1.0])  # shares within each user group
+
+
+def test_exposure_heatmap_colours_the_deviation_from_the_catalogue_share(tables):
+    ie = tables["item_exposure"]
+    rows = ie[(ie["model"] == "llm") & (ie["user_attribute"] == "gender") & (ie["item_attribute"] == "genre")
+              & (ie["browsing"] == "dcg")]
+    heat = plots.exposure_by_user_group_chart(ie, user_attribute="gender", item_attribute="genre", model="llm",
+                                              browsing="dcg").data[0]
+    deviation = rows.pivot_table(index="user_group", columns="item_group", values="exposure_share") - \
+        rows.pivot_table(index="user_group", columns="item_group", values="catalogue_share")
+    deviation = deviation.reindex(index=plots.natural_order(rows["user_group"]),
+                                  columns=plots.natural_order(rows["item_group"]))
+    assert heat.z == pytest.approx(deviation.to_numpy())
+    # A diverging scale centred on 0 that spans the largest deviation (not 0-100%: small shares stay visible).
+    assert heat.zmid == 0 and heat.zmax == pytest.approx(abs(deviation.to_numpy()).max()) and heat.zmin == -heat.zmax
+    assert heat.zmax < 0.5
+
+
+def test_natural_order_of_group_values():
+    assert plots.natural_order(["25-34", "Under 18", "55+", "18-24", "unknown", "35-44"]) == \
+        ["Under 18", "18-24", "25-34", "35-44", "55+", "unknown"]
+    assert plots.natural_order(["heavy", "light", "medium"]) == ["light", "medium", "heavy"]
+    assert plots.natural_order(["tail", "mid", "head"]) == ["head", "mid", "tail"]
+    assert plots.natural_order(["West", "South", "Midwest"]) == ["Midwest", "South", "West"]
+    assert plots.natural_order(["M*55+", "F*Under 18", "F*25-34"]) == ["F*Under 18", "F*25-34", "M*55+"]
+
+
+def test_charts_draw_groups_in_natural_order():
+    gm = pd.DataFrame({"model": "m", "attribute": "age_band", "group": ["55+", "18-24", "Under 18"],
+                       "metric": "ndcg", "value": [.2, .3, .4], "ci_low": [.1, .2, .3], "ci_high": [.3, .4, .5],
+                       "n_users": [40, 40, 20], "flagged": [False, False, True]})
+    bar = plots.group_metric_chart(gm, metric="ndcg", attribute="age_band").data[0]
+    assert list(bar.x) == ["Under 18", "18-24", "55+"] and list(bar.y) == [.4, .3, .2]
+    assert bar.text == ("n<30", "", "")
+    assert bar.insidetextanchor == "start"  # the n<30 label sits at the bar's foot, clear of the error bar
+    dots = plots.diversity_calibration_chart(gm.assign(metric="novelty"), attribute="age_band",
+                                             metrics=("novelty",)).data[0]
+    assert list(dots.x) == ["Under 18", "18-24", "55+"]
+
+
+def test_reference_lines_are_labelled(tables):
+    gm = tables["group_metrics"]
+    fig = plots.group_metric_chart(gm, metric="ndcg", attribute="gender", model="llm")
+    overall = gm[(gm["model"] == "llm") & (gm["attribute"] == "all") & (gm["metric"] == "ndcg")]["value"].iloc[0]
+    (line,) = [a for a in fig.layout.annotations]
+    assert line.text == f"all users: {overall:.3f}"
+    forest = plots.gap_forest_chart(tables["gaps"], metric="ndcg", model="llm")
+    assert [a.text for a in forest.layout.annotations] == ["no gap"]
+
+
+def test_diversity_axes_span_the_intervals_not_zero(tables):
+    gm = tables["group_metrics"]
+    fig = plots.diversity_calibration_chart(gm, attribute="gender", model="llm", metrics=("novelty",))
+    rows = gm[(gm["model"] == "llm") & (gm["attribute"] == "gender") & (gm["metric"] == "novelty")]
+    low, high = fig.layout.yaxis.range
+    assert low > 0 and low < rows["ci_low"].min() and high > rows["ci_high"].max()
+    assert high - low < 2 * (rows["ci_high"].max() - rows["ci_low"].min())
 
 
 def test_tradeoff_uses_the_largest_absolute_gap(tables):
@@ -127,6 +203,54 @@ def test_probe_chart_uses_pooled_rows_of_one_model(tables):
     simple = pd.DataFrame({"attribute": "g", "value": ["a", "b"], "metric": "prag", "estimate": [0.5, 0.6],
                            "ci_low": [0.4, 0.5], "ci_high": [0.6, 0.7]})
     assert list(plots.probe_chart(simple).data[0].y) == ["g = a", "g = b"]
+
+
+def test_local_shap_chart_is_signed_and_sorted_by_magnitude():
+    explanation = pd.DataFrame({"label": [f"history: Film {i}" for i in (1, 2, 10, 11)] + ["profile: gender = F"],
+                                "shap_value": [0.01, -0.2, 0.05, -0.03, 0.1]})
+    bar = plots.local_shap_chart(explanation).data[0]
+    assert list(bar.y) == ["history: Film 2", "profile: gender = F", "history: Film 10", "history: Film 11",
+                           "history: Film 1"]  # by |value|, never as text (1, 10, 11, 2)
+    assert list(bar.x) == pytest.approx([-0.2, 0.1, 0.05, -0.03, 0.01])
+    assert list(bar.marker.color) == [plots.SHAP_DOWN, plots.SHAP_UP, plots.SHAP_UP, plots.SHAP_DOWN, plots.SHAP_UP]
+    folded = plots.local_shap_chart(explanation.assign(kind=["history"] * 4 + ["other"])).data[0]
+    assert folded.y[-1] == "profile: gender = F"  # the folded rest ("other") is drawn last, whatever its size
+    long = plots.local_shap_chart(pd.DataFrame({"label": ["history: " + "A" * 50], "shap_value": [0.1]}))
+    assert long.data[0].y[0] == "history: " + "A" * 50  # 59 characters: drawn in full
+
+
+def test_readable_local_explanation_keeps_the_sum_and_drops_punctuation_players():
+    from fairaudit.explain import readable_explanation
+
+    tokens = ["(", " The", " Matrix", ")", ".", " "]
+    frame = pd.DataFrame({
+        "kind": ["history"] * 20 + ["profile"] + ["text"] * len(tokens),
+        "feature": [f"i{i}" for i in range(20)] + ["gender"] + [str(i) for i in range(len(tokens))],
+        "feature_value": [f"Film {i}" for i in range(20)] + ["F"] + tokens,
+        "shap_value": [0.001 * (i + 1) * (-1) ** i for i in range(20)] + [-0.5] + [0.01, 0.2, -0.3, 0.02, 0.03, 0.0]})
+    shown = readable_explanation(frame, top=6)
+    assert shown["shap_value"].sum() == pytest.approx(frame["shap_value"].sum())  # nothing is lost, only folded
+    assert shown["label"].tolist()[:4] == ["profile: gender = F", "word: Matrix", "word: The", "punctuation and spaces "
+                                           "(4 tokens)"]
+    assert shown["label"].iloc[-1] == "19 other features" and len(shown) == 6  # 24 players: 5 shown + the rest
+    assert not any(label in ("word: (", "word: )", "word: .") for label in shown["label"])
+
+
+def test_gap_breakdown_sums_contributions_by_role_in_natural_order():
+    decomposition = pd.DataFrame({
+        "metric": "ndcg", "attribute": "age_band", "reference": "rest",
+        "group": ["55+"] * 3 + ["Under 18"] * 3,
+        "feature": ["age_band", "gender", "activity"] * 2,
+        "role": ["own attribute", "other attribute", "behaviour"] * 2,
+        "contribution": [-0.02, 0.005, -0.01, 0.03, 0.0, 0.01], "observed_gap": [-0.03] * 3 + [0.05] * 3})
+    fig = plots.gap_breakdown_chart(decomposition, attribute="age_band", k=5)
+    bars = {t.name: t for t in fig.data if t.type == "bar"}
+    assert list(bars) == ["own attribute", "other attribute", "behaviour"]
+    assert list(bars["own attribute"].y) == ["Under 18", "55+"]
+    assert list(bars["behaviour"].x) == pytest.approx([0.01, -0.01])
+    (observed,) = [t for t in fig.data if t.type == "scatter"]
+    assert list(observed.x) == pytest.approx([0.05, -0.03]) and fig.layout.barmode == "relative"
+    assert "NDCG@5" in fig.layout.title.text
 
 
 def test_shap_chart_follows_the_table(tables):

@@ -17,8 +17,16 @@ from audit_fixture import write_audit_folder, write_optional_explanations
 from fairaudit.cli import main
 from fairaudit.audit import read_audit, select_rows, write_audit
 from fairaudit.compare import add_comparison, compare_audits
-from fairaudit.report import Thresholds, build_report, by_severity, check_counts, evaluate_thresholds, format_number
-from fairaudit.report._build import SUMMARY_GAPS
+from fairaudit.report import (
+    Thresholds,
+    audit_findings,
+    build_report,
+    by_severity,
+    check_counts,
+    evaluate_thresholds,
+    format_number,
+)
+from fairaudit.report._build import SUMMARY_FINDINGS
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils (pdftotext) not installed")
 
@@ -29,7 +37,7 @@ MODELS = ("llm", "{nb}")
 ORGANISATION = "<script>alert(1)</script> & Co"
 TITLE = "=cmd|' /C calc'!A0 audit"
 DATE = dt.date(2026, 3, 14)
-SECTIONS = ("Contents", "Executive summary", "Largest accuracy gaps", "Threshold checks", "Data", "Group sizes",
+SECTIONS = ("Contents", "Executive summary", "Findings", "Threshold checks", "Data", "Group sizes",
             "Suppressed small groups", "Model cards", "Results", "Item exposure", "Diversity, novelty and calibration",
             "Counterfactual attribute probes", "SHAP drivers of the gaps", "Model comparison", "Gap changes per group",
             "Methodology and limitations", "What this audit cannot show", "Appendix", "All threshold checks",
@@ -84,14 +92,17 @@ def test_group_values_and_cis_match_group_metrics_csv(audit_dir, text):
         assert f"{format_number(row.value)}[{format_number(row.ci_low)},{format_number(row.ci_high)}]" in flat
 
 
-def test_largest_gap_sentence_quotes_gaps_csv(audit_dir, text):
-    gaps = pd.read_csv(audit_dir / "gaps.csv", keep_default_na=False)
-    top = gaps[(gaps["reference"] == "rest") & (gaps["metric"].isin(["ndcg", "recall", "precision", "hit_rate", "mrr"]))]
-    top = top.assign(sig=top["p_adjusted"] < 0.05, size=top["difference"].abs())
-    first = top.sort_values(["sig", "size"], ascending=False, kind="stable").iloc[0]
-    expected = (f"difference {format_number(first.difference)}, 95% CI [{format_number(first.ci_low)}, "
-                f"{format_number(first.ci_high)}]")
-    assert squeeze(expected) in squeeze(text)
+def test_summary_opens_with_the_ranked_findings(audit_dir, text):
+    findings = audit_findings(read_audit(audit_dir))
+    start = text.index("Executive summary", text.index("Contents") + 200)
+    summary = squeeze(text[start:text.index("Threshold checks", start)])
+    assert squeeze(findings.headline) in summary
+    assert squeeze(findings.scope()) in summary  # which attributes the findings cover
+    positions = [summary.find(squeeze(s)) for s in findings.table["sentence"].head(SUMMARY_FINDINGS)]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)  # every listed finding, in rank order
+    listed = re.findall(r"(\d+)(FAIL|ATTENTION|PASS)", summary)
+    assert [(int(n), v.lower()) for n, v in listed[:SUMMARY_FINDINGS]] == \
+        list(zip(findings.table["rank"].head(SUMMARY_FINDINGS), findings.table["verdict"].head(SUMMARY_FINDINGS)))
 
 
 def _checks(audit_dir: Path) -> pd.DataFrame:
@@ -104,21 +115,20 @@ def _page_of(report: Path, needle: str, start: int = 0) -> int:
     return next(i for i, page in enumerate(pages) if i >= start and squeeze(needle) in page)
 
 
-def test_executive_summary_is_one_page_with_counts_per_attribute(audit_dir, report, text):
+def test_executive_summary_fits_two_pages_with_counts_per_attribute(audit_dir, report, text):
     start = text.index("Executive summary", text.index("Contents") + 200)
     summary = text[start:text.index("Group sizes", start)]
     counts = check_counts(_checks(audit_dir))
     assert set(counts["attribute"]) == {"gender", "age_band", "region", "gender*age_band", "popularity_tier", "genre"}
+    assert set(counts["check"]) == {"accuracy ratio", "exposure share", "relative gap"}  # the fixture has no Gini
     flat = squeeze(summary)
     for row in counts.itertuples(index=False):  # one table row per model x check x attribute, counts as computed
         assert squeeze(" ".join(map(str, row))) in flat, row
     totals = _checks(audit_dir)["status"].value_counts()
     assert squeeze(f"{totals.sum()} checks: {totals.get('pass', 0)} pass, {totals.get('attention', 0)} need "
                    f"attention, {totals.get('fail', 0)} fail") in flat
-    assert summary.count("95% CI [") == SUMMARY_GAPS  # the top gaps, and no list of failed checks any more
-    assert len(re.findall(r"\bFAIL\b", summary)) == 2  # only the two rules say FAIL
-    first = _page_of(report, "Largest accuracy gaps", start=2)
-    assert _page_of(report, "Group sizes", start=first) <= first + 1  # summary on one page, Data follows
+    first = _page_of(report, "Findings", start=2)
+    assert _page_of(report, "Group sizes", start=first) <= first + 2  # summary on two pages, then Data's page
 
 
 def test_appendix_lists_every_check_by_severity(audit_dir, text):

@@ -12,11 +12,13 @@ from hypothesis import given, strategies as st
 from fairaudit.report import (
     Thresholds,
     by_severity,
+    catalogue_checks,
     check_counts,
     evaluate_thresholds,
     exposure_checks,
     format_number,
     ratio_checks,
+    relative_gap_checks,
     safe_csv,
 )
 from fairaudit.report._document import clean_text
@@ -95,7 +97,8 @@ def test_threshold_validation_messages():
     assert str(err.value) == _BAD_THRESHOLD.format("min_ratio", 1.5, "a number in (0, 1]")
     with pytest.raises(ValueError) as err:
         Thresholds.from_mapping({"ratio": 0.8})
-    assert str(err.value) == _UNKNOWN_THRESHOLD.format(["ratio"], ["alpha", "max_exposure_diff", "min_ratio"])
+    assert str(err.value) == _UNKNOWN_THRESHOLD.format(["ratio"], ["alpha", "max_exposure_diff", "max_gini",
+                                                                "max_relative_gap", "min_coverage", "min_ratio"])
 
 
 def test_rules_print_the_thresholds():
@@ -131,3 +134,40 @@ def test_clean_text_is_literal():
     assert clean_text("<b>x</b> {nb} {{7*7}}", glyphs=set(range(256))) == "<b>x</b> {nb} {{7*7}}"
     assert clean_text("a\x00b\x1bc") == "a\\x00b\\x1bc"
     assert clean_text("東京", glyphs={ord("東")}) == "東\\u4eac"
+
+
+def test_relative_gap_checks_hand_computed_and_zero_reference():
+    # novelty F 6.0 vs best M 8.0: -2 / 8 = -0.25, CI [-2.4, -1.6] / 8 = [-0.3, -0.2] -> touches the 0.2 bound: attention;
+    # miscalibration (lower is better) F 0.5 vs best 0.25: +1.0 [0.8, 1.2] -> fail; a zero reference with a zero gap
+    # is no gap (pass), not 0/0.
+    gm = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "metric": ["novelty", "miscalibration", "ild_genre"],
+                       "value": [6.0, 0.5, 0.0]})
+    gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "reference": "best", "reference_group": "M",
+                         "metric": ["novelty", "miscalibration", "ild_genre", "ndcg"], "difference": [-2.0, 0.25, 0.0, 0.1],
+                         "ci_low": [-2.4, 0.2, 0.0, 0.0], "ci_high": [-1.6, 0.3, 0.0, 0.2]})
+    out = relative_gap_checks(gm, gaps, Thresholds())
+    assert out["metric"].tolist() == ["novelty", "miscalibration", "ild_genre"]  # accuracy is the ratio checks' job
+    assert out["estimate"].tolist() == pytest.approx([-0.25, 1.0, 0.0])
+    assert out["ci_low"].tolist() == pytest.approx([-0.3, 0.8, 0.0])
+    assert out["status"].tolist() == ["attention", "fail", "pass"]
+    assert out["reference_group"].tolist() == ["M"] * 3 and out["reference_value"].tolist() == pytest.approx([8, .25, 0])
+    assert relative_gap_checks(gm, gaps, Thresholds(max_relative_gap=0.35))["status"].tolist() == ["pass", "fail",
+                                                                                                   "pass"]
+
+
+def test_catalogue_checks_gini_with_ci_and_coverage_without():
+    gm = pd.DataFrame({"model": ["a", "a", "b", "b"], "attribute": "all", "group": "all",
+                       "metric": ["gini_exposure", "catalogue_coverage"] * 2, "value": [0.95, 0.3, 0.89, 0.1],
+                       "ci_low": [0.94, np.nan, 0.88, np.nan], "ci_high": [0.96, np.nan, 0.91, np.nan]})
+    out = catalogue_checks(gm, Thresholds())
+    assert out["status"].tolist() == ["fail", "pass", "attention", "fail"]
+    assert out["threshold"].tolist() == ["<= 0.9", ">= 0.2"] * 2
+    assert out["ci_low"].tolist()[1] == out["estimate"].tolist()[1] == 0.3  # no CI: judged on the value
+
+
+def test_new_thresholds_are_validated_and_printed():
+    with pytest.raises(ValueError) as err:
+        Thresholds(max_gini=1.5)
+    assert str(err.value) == _BAD_THRESHOLD.format("max_gini", 1.5, "a number in (0, 1]")
+    text = " ".join(Thresholds(max_relative_gap=0.3, max_gini=0.8, min_coverage=0.25).rules())
+    assert "+/-0.3" in text and "at most 0.8" in text and "at least 0.25" in text

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +56,14 @@ class AuditResult:
     (``None`` when absent) from :func:`fairaudit.compare.add_comparison` (``comparison``,
     ``verdicts``) and :func:`fairaudit.explain.add_explanations_to_audit` (``probes``,
     ``shap_drivers``, ``gap_decomposition``, ``explanations`` = the settings of ``explanations.json``).
-    :meth:`write` and :meth:`read` move all of it to and from an audit folder.
+    :meth:`write` and :meth:`read` move all of it to and from an audit folder. For writing, a Parquet
+    table may also be the ``Path`` of a Parquet dataset folder written elsewhere (the Spark engine's
+    partitioned ``user_metrics.parquet``); it is copied into the folder (hard links where the file
+    system allows), and :meth:`read` reads such a folder like a file.
     """
 
-    recommendations: pd.DataFrame
-    user_metrics: pd.DataFrame
+    recommendations: pd.DataFrame | Path
+    user_metrics: pd.DataFrame | Path
     group_metrics: pd.DataFrame
     gaps: pd.DataFrame
     item_exposure: pd.DataFrame
@@ -69,6 +74,13 @@ class AuditResult:
     explanations: dict | None = None
     comparison: pd.DataFrame | None = None
     verdicts: pd.DataFrame | None = None
+    #: The FaiRLLM/CFaiRLLM probe of LLM recommenders (``fairllm.csv``, :func:`fairaudit.explain.fairllm_probe`).
+    fairllm: pd.DataFrame | None = None
+    robustness: pd.DataFrame | None = None
+    #: Audits over time (fairaudit.dynamics.add_periods_to_audit): group metrics per window, gap trends, exposure drift.
+    period_metrics: pd.DataFrame | None = None
+    period_trends: pd.DataFrame | None = None
+    exposure_drift: pd.DataFrame | None = None
 
     # ---- what the folder says about itself -------------------------------------------------
     @property
@@ -139,7 +151,9 @@ class AuditResult:
             table = getattr(self, name)
             if table is None and not schema.optional:
                 raise AuditFolderError(_MISSING_FILE.format(directory, schema.file))
-            if table is not None:
+            if isinstance(table, Path):
+                _check_dataset_columns(table, schema, directory)
+            elif table is not None:
                 _check_columns(table, schema, directory)
         owned = {*FILES.values(), *OPTIONAL_FILES.values()}
         with replacing_folder(directory, overwrite=overwrite, is_ours=is_audit_folder, kind="audit folder",
@@ -148,7 +162,9 @@ class AuditResult:
                 table, path = getattr(self, name), temporary / schema.file
                 if table is None:
                     continue
-                if schema.file.endswith(".parquet"):
+                if isinstance(table, Path):  # a Parquet dataset written elsewhere (the Spark engine)
+                    shutil.copytree(table, path, copy_function=_link_or_copy)
+                elif schema.file.endswith(".parquet"):
                     table.to_parquet(path, index=False)
                 else:
                     path.write_bytes(csv_bytes(table))
@@ -171,13 +187,13 @@ class AuditResult:
         """
         directory = Path(directory)
         for file in FILES.values():
-            if not (directory / file).is_file():
+            if not _present(directory / file):
                 raise MissingAuditFileError(_MISSING_FILE.format(directory, file))
         meta = _read_json(directory, FILES["meta"])
         if not isinstance(meta.get("config"), dict):
             raise AuditFolderError(_NO_CONFIG.format(directory, FILES["meta"], type(meta.get("config")).__name__))
         tables = {name: _read_table(directory, schema) for name, schema in TABLES.items()
-                  if not schema.optional or (directory / schema.file).is_file()}
+                  if not schema.optional or _present(directory / schema.file)}
         settings = directory / OPTIONAL_FILES["explanations"]
         explanations = _read_json(directory, settings.name) if settings.is_file() else None
         return cls(**tables, meta=meta, explanations=explanations)
@@ -248,6 +264,27 @@ def _read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
         if aligned not in table.columns:
             table[aligned] = table[source]
     return table
+
+
+def _present(path: Path) -> bool:
+    """A table file, or a Parquet table written as a dataset folder of part files (the Spark engine)."""
+    return path.is_file() or (path.suffix == ".parquet" and path.is_dir())
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a part file into the new folder (no copy of large data), else copy it."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _check_dataset_columns(dataset: Path, schema: TableSchema, directory: Path) -> None:
+    """:func:`_check_columns` for a Parquet dataset folder, from its schema alone (no rows are read)."""
+    import pyarrow.dataset as ds
+
+    names = ds.dataset(dataset, format="parquet").schema.names
+    _check_columns(pd.DataFrame(columns=names), schema, directory)
 
 
 def _check_columns(table: pd.DataFrame, schema: TableSchema, directory: Path) -> None:

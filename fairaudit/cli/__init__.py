@@ -26,6 +26,8 @@ COMMANDS = {
     "compare": "_compare",
     "run": "_run",
     "sweep": "_sweep",
+    "robustness": "_robustness",
+    "simulate": "_simulate",
 }
 
 
@@ -36,8 +38,26 @@ def _module(name: str):
     return importlib.import_module(f"fairaudit.cli.{COMMANDS[name]}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with one sub-parser per available command."""
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is not an option), or None.
+
+    >>> _chosen_command(["--debug", "train", "--help"]), _chosen_command(["--help"])
+    ('train', None)
+    """
+    return next((word for word in argv if not word.startswith("-")), None) if argv is not None else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with one sub-parser per available command.
+
+    With ``argv``, only the command it names gets its options (``add_arguments``), so ``--help``
+    and usage errors never import the libraries other commands need (torch, transformers, shap);
+    without, every command gets them. Every command also takes ``--threads``
+    (:func:`fairaudit.cli._options.add_threads_option`), put in force just before it runs.
+    """
+    from fairaudit.cli._options import add_threads_option
+
+    chosen = _chosen_command(argv)
     parser = argparse.ArgumentParser(
         prog="python -m fairaudit",
         description="Fairness audits of recommender systems: validate data, train models, "
@@ -58,9 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
             description=module.DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        module.add_arguments(command)
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
         command.set_defaults(_run=module.run)
+        if argv is not None and name != chosen:
+            continue  # not the command being run: its options are never parsed
+        module.add_arguments(command)
+        if not any("--threads" in action.option_strings for action in command._actions):
+            add_threads_option(command)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
@@ -164,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import os
 
-    parser = build_parser()
+    from fairaudit.cli._options import apply_threads
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # argparse printed usage and the error (status 2), or --help (0)
@@ -175,7 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_DATA
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    restore_threads = None
     try:
+        restore_threads = apply_threads(args)
         return int(args._run(args) or EXIT_OK)
     except KeyboardInterrupt:
         print(_INTERRUPTED, file=sys.stderr)
@@ -196,3 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = _UNEXPECTED.format(type(err).__name__, summary, path, DEBUG_VARIABLE)
             print(f"error: {message}", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if restore_threads is not None:  # main() called in a process that goes on (tests, notebooks)
+            restore_threads()

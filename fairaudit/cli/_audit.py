@@ -22,6 +22,10 @@ item_id and rank or score, optionally model) are audited like a model, on held-o
 (--test FILE) or on a split of --data (--split, --split-seed, --test-fraction: the defaults of
 `train`); with --model too, on that model's split. audit.json records each file's SHA-256.
 
+With --engine spark the imported lists are audited in Apache Spark (--spark-master local[*],
+spark://HOST:7077 or yarn): per-user metrics stay in Spark (a partitioned user_metrics.parquet),
+CIs come from a Poisson bootstrap and gap p-values from null-imposed bootstrap tests (docs/spark.md).
+
 Re-run an audit exactly:  python -m fairaudit audit --config OLD_DIR/audit.json --out NEW_DIR
 
 Example:
@@ -29,6 +33,8 @@ Example:
       --out audits/first --attributes gender,age_band,region,gender*age_band
   python -m fairaudit audit --data sample_data --recommendations their_lists.csv --split random \\
       --model models/pop --k 10 --out audits/side-by-side
+  python -m fairaudit audit --engine spark --spark-master local[2] --data lake/ \
+      --recommendations lake/lists.parquet --test lake/test.parquet --out audits/at-scale
 """
 
 _NEEDS_INPUT = (
@@ -44,6 +50,12 @@ _NAMES_COUNT = "--name given {0} time(s) for {1} --recommendations file(s); give
 _CHANGED = "{0} '{1}' has SHA-256 {2}, but the audit recorded {3}; the file changed since that audit"
 _TRUTH_FILE = "test_file"
 _BAD_PREVIOUS = "--config '{0}': {1}; expected the audit.json of an earlier audit"
+_SPARK_NEEDS = (
+    "--engine spark needs --data (a folder with interactions, users and items as Parquet or CSV), one "
+    "--recommendations file or Parquet dataset and --test FILE"
+)
+_SPARK_ONLY_IMPORTED = "--engine spark audits imported lists only; {0} is not available with it"
+_BAD_SPARK_CONF = "--spark-conf '{0}': expected KEY=VALUE, e.g. spark.executor.memory=4g"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,8 +108,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-embeddings", action="store_true", help="skip intra-list diversity from LLM embeddings")
     parser.add_argument("--explain", action="store_true", help="add SHAP gap drivers and counterfactual probes")
     parser.add_argument(
+        "--by-period", metavar="PERIOD", type=period_option,
+        help="also audit per time window (month, week or N-days; models re-trained on the past of each window): "
+        "period_metrics.csv, period_trends.csv, exposure_drift.csv (docs/dynamics.md)",
+    )  # fmt: skip
+    parser.add_argument(
         "--probe-users", type=positive_int, default=ExplainOptions().probe_users,
         help="users probed per model and attribute (%(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--engine", choices=("pandas", "spark"), default="pandas",
+        help="pandas: in this process (default); spark: imported lists audited in Apache Spark, for logs too "
+        "large for one machine (needs --data with interactions/users/items Parquet, one --recommendations "
+        "and --test; see docs/spark.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spark-master", default="local[*]", metavar="URL",
+        help="Spark master of --engine spark: local[*], local[N], spark://HOST:7077, yarn (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+        help="a Spark setting of --engine spark, e.g. spark.executor.memory=4g (repeatable)",
     )  # fmt: skip
 
 
@@ -232,9 +263,71 @@ def _verify_recorded(records: list[dict], truth: dict | None) -> None:
             raise ValueError(_CHANGED.format(what, path, got, recorded))
 
 
-def run(args: argparse.Namespace) -> int:
+def _spark_conf(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` options as a mapping (``UsageError`` naming a malformed one).
+
+    >>> _spark_conf(["spark.executor.memory=4g"])
+    {'spark.executor.memory': '4g'}
+    """
+    from fairaudit.cli._options import UsageError
+
+    conf = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(_BAD_SPARK_CONF.format(pair))
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def _run_spark(args: argparse.Namespace, say) -> int:
+    """``audit --engine spark``: imported lists on a Spark cluster (``fairaudit.spark``)."""
+    from fairaudit.audit import AuditConfig
+    from fairaudit.cli._options import UsageError, text_list
+
+    for option, given in (("--model", args.model), ("--split", args.split), ("--config", args.config),
+                          ("--explain", args.explain)):  # fmt: skip
+        if given:
+            raise UsageError(_SPARK_ONLY_IMPORTED.format(option))
+    if not args.data or len(args.recommendations) != 1 or not args.test:
+        raise UsageError(_SPARK_NEEDS)
+    conf = _spark_conf(args.spark_conf)
+    from fairaudit.spark import load_inputs, run_spark_audit, spark_session
+
+    config = AuditConfig(
+        k=args.k, attributes=tuple(text_list(args.attributes)) or None if args.attributes else None,
+        bootstrap_rounds=args.bootstrap, seed=args.seed, min_group_size=args.min_group_size,
+        include_small_groups=args.include_small_groups, alpha=args.alpha, embedding_diversity=False,
+    )  # fmt: skip
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession()  # a session of the caller (tests, notebooks) is used and left running
+    spark = spark_session(args.spark_master, conf=conf)
+    try:
+        inputs = load_inputs(spark, args.data, args.recommendations[0], args.test,
+                             name=args.name[0] if args.name else None)  # fmt: skip
+        result = run_spark_audit(inputs, config, args.out, overwrite=args.overwrite, progress=say)
+    finally:
+        if running is None:
+            spark.stop()
+    _print_summary(result, result.config, Path(args.out))
+    return 0
+
+
+def _print_summary(result, config, out: Path) -> None:
+    """The audit id, the number of significant gaps and the five largest relative ones."""
     import numpy as np
 
+    gaps = result.gaps
+    significant = gaps[gaps["p_adjusted"] < config.alpha]
+    print(f"Audit {result.meta['audit_id']} written to {out}")
+    print(f"{len(gaps)} gaps tested, {len(significant)} significant after Benjamini-Hochberg (alpha {config.alpha})")
+    relative = (significant["ratio"] - 1).abs().replace(np.inf, np.nan).sort_values(ascending=False, na_position="last")
+    for _, row in significant.loc[relative.index[:5]].iterrows():  # largest relative gaps first
+        print(f"  [{row['model']}] {row['direction']}")
+
+
+def run(args: argparse.Namespace) -> int:
     from fairaudit.audit import AuditConfig, audit_split, plain_attributes
     from fairaudit.cli._options import UsageError, check_values, text_list
     from fairaudit.models import load_model
@@ -242,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     _check_split_options(args)
+    if getattr(args, "engine", "pandas") == "spark":
+        return _run_spark(args, say)
     recorded_files, recorded_truth = [], None
     if args.config:
         previous = previous_config(args.config)
@@ -302,11 +397,20 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for name, reason in ((result.explanations or {}).get("not_probed") or {}).items():
         say(f"note: {reason}")
-    gaps = result.gaps
-    significant = gaps[gaps["p_adjusted"] < config.alpha]
-    print(f"Audit {result.meta['audit_id']} written to {out}")
-    print(f"{len(gaps)} gaps tested, {len(significant)} significant after Benjamini-Hochberg (alpha {config.alpha})")
-    relative = (significant["ratio"] - 1).abs().replace(np.inf, np.nan).sort_values(ascending=False, na_position="last")
-    for _, row in significant.loc[relative.index[:5]].iterrows():  # largest relative gaps first
-        print(f"  [{row['model']}] {row['direction']}")
+    _print_summary(result, config, out)
+    if args.by_period:
+        from fairaudit.dynamics import add_periods_to_audit
+
+        add_periods_to_audit(out, dataset, models, period=args.by_period, progress=say)
+        say(f"audit by {args.by_period} written to {out} (period_metrics.csv, period_trends.csv, exposure_drift.csv)")
     return 0
+
+
+def period_option(text: str) -> str:
+    """An argparse type: ``month``, ``week`` or ``N-days`` (``fairaudit.dynamics.check_period``)."""
+    from fairaudit.dynamics import check_period
+
+    try:
+        return check_period(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

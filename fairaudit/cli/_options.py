@@ -271,6 +271,19 @@ def text_list(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
+def check_user_attributes(option: str, given, dataset) -> None:
+    """Refuse (naming ``option``) user attributes that ``dataset``'s users table lacks."""
+    check_values(option, given, [c for c in dataset.users.columns if c != "user_id"], "user attributes")
+
+
+def check_item_attribute(option: str, given: str, dataset) -> None:
+    """Refuse (naming ``option``) an item grouping ``dataset`` lacks: an items column, or ``genre`` when
+    the items have ``genres``."""
+    columns = [c for c in dataset.items.columns if c not in ("item_id", "title", "description")]
+    columns += ["genre"] if "genres" in dataset.items.columns else []
+    check_values(option, [given], columns, "item attributes")
+
+
 def check_values(option: str, given, present, what: str = "values") -> None:
     """Raise :class:`UsageError` naming ``option`` when some of ``given`` are not in ``present``.
 
@@ -286,3 +299,47 @@ def check_values(option: str, given, present, what: str = "values") -> None:
         shown = ", ".join(present[:20]) + (f" ... ({len(present)} in all)" if len(present) > 20 else "")
         raise UsageError(_NOT_IN_DATA.format(option, ", ".join(missing[:10]), what, shown))
 
+
+
+# ---- CPU threads ---------------------------------------------------------------------------------
+
+#: Help of ``--threads`` (every compute command has it: :func:`add_threads_option`).
+THREADS_HELP = (
+    "CPU threads for torch, BLAS and implicit (default: physical cores; use 1 per job when several run at once)"
+)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads N`` to a command's parser; :func:`apply_threads` puts it in force before the command runs.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_threads_option(parser)
+    >>> parser.parse_args(["--threads", "2"]).threads
+    2
+    """
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def apply_threads(args: argparse.Namespace):
+    """Bound the compute threads to ``args.threads`` (default: the physical cores) for one command.
+
+    Returns a function that puts the previous settings back (``None`` for a command without
+    ``--threads``). Imports torch, so the CLI calls it only once a command runs (never for ``--help``
+    or usage errors).
+    """
+    if not hasattr(args, "threads"):
+        return None
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from fairaudit.models import set_threads
+    from fairaudit.workspace import physical_cores
+
+    torch_before, pools_before = torch.get_num_threads(), threadpool_limits(limits=None)
+    set_threads(args.threads if args.threads is not None else physical_cores())
+
+    def restore() -> None:
+        torch.set_num_threads(torch_before)
+        pools_before.restore_original_limits()
+
+    return restore

@@ -98,20 +98,18 @@ def run(args: argparse.Namespace) -> int:
     from fairaudit.audit import split_for_model
     from fairaudit.data import load_dataset, make_split, write_bytes_atomic
     from fairaudit.metrics import pareto_front
-    from fairaudit.sweep import TRAINING_MITIGATIONS, run_sweep
+    from fairaudit.sweep import run_sweep
     from fairaudit.models import load_model
 
-    from fairaudit.cli._options import UsageError, check_values, number_list
+    from fairaudit.cli._options import UsageError, check_item_attribute, check_user_attributes, number_list
     from fairaudit.models import RERANK_KINDS
 
     strengths = list(number_list(args.strengths))
     if args.mitigation in RERANK_KINDS and max(strengths) > 1:
         raise UsageError(_STRENGTH_ABOVE_ONE.format(max(strengths), args.mitigation))
     dataset = load_dataset(args.data)
-    check_values("--attribute", [args.attribute], [c for c in dataset.users.columns if c != "user_id"], "user attributes")
-    item_columns = [c for c in dataset.items.columns if c not in ("item_id", "title", "description")]
-    item_columns += ["genre"] if "genres" in dataset.items.columns else []
-    check_values("--item-attribute", [args.item_attribute], item_columns, "item attributes")
+    check_user_attributes("--attribute", [args.attribute], dataset)
+    check_item_attribute("--item-attribute", args.item_attribute, dataset)
     if args.model:
         model = load_model(args.model, dataset)
         split = split_for_model(dataset, model)
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         model = None
     params = {"seed": args.seed}
     template = {}
-    if args.mitigation in TRAINING_MITIGATIONS:
+    if args.mitigation not in RERANK_KINDS:  # in-training terms and APR re-train the LLM
         template = {k: v for k, v in (("epochs", args.epochs), ("pooling", args.pooling)) if v is not None}
     rerank_params = {"n_candidates": args.candidates} if args.candidates is not None else {}
     if args.embedding is not None and args.mitigation == "rerank_mmr":

@@ -13,9 +13,17 @@ Load --data (default: the bundled sample), split it (--split), fit --model on th
 part with a progress bar on stderr, print NDCG@10 and Recall@10 on the held-out part, and
 write the model folder --out (config.json + model.safetensors; never pickled).
 
+Iterative models (llm, mf) hold out 10% of each user's training interactions for validation and
+stop when validation NDCG@10 has not improved for --patience epochs (0: no validation, train
+--epochs). --tune tries a fixed grid per kind (fairaudit.models.TUNING_GRIDS: popularity 1 fit,
+itemknn 12, mf 12, llm 3) and keeps the best on validation; the test part is never read. The
+chosen settings and the validation curve are saved under "validation" in config.json.
+--threads bounds the CPU threads (default: physical cores).
+
 Example:
   python -m fairaudit train --data ml-100k --model llm --epochs 50 --out models/llm
   python -m fairaudit train --model mf --split cold_items --out models/mf-cold
+  python -m fairaudit train --data ml-100k --model mf --tune --threads 2 --out models/mf-tuned
 """
 
 #: Model kind trained when --model is not given.
@@ -24,10 +32,12 @@ DEFAULT_KIND = "llm"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fairaudit.cli._options import (
-        device, encoder_folder, llm_choices, llm_default, non_negative_float, positive_int, seed,
+        bounded_int, device, encoder_folder, llm_choices, llm_default, non_negative_float, positive_int, seed,
     )  # fmt: skip
     from fairaudit.data import SPLIT_METHODS
     from fairaudit.models import ADVERSARY_OBJECTIVES, FAIRNESS_KINDS
+    from fairaudit.models._mf import ALGORITHMS
+    from fairaudit.models._tuning import TUNING_PATIENCE
     from fairaudit.service import trainable_kinds
 
     parser.add_argument("--data", default=None, help="dataset folder/file (default: the bundled sample)")
@@ -62,10 +72,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reversal = gradient reversal, for comparison)",
     )  # fmt: skip
     parser.add_argument(
+        "--adv-epsilon", type=non_negative_float, default=llm_default("adv_epsilon"),
+        help="llm: APR adversarial training radius, relative to the mean vector norm (docs/robustness.md; default 0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--adv-weight", type=non_negative_float, default=llm_default("adv_weight"),
+        help="llm: weight of the APR adversarial loss (0 = off, the default; 0.1 kept accuracy in docs/benchmarks.md)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pooling", choices=llm_choices("pooling"), default=llm_default("pooling"),
         help="llm: history pooling; mean removes history length from user vectors (use it with adversarial)",
     )  # fmt: skip
     parser.add_argument("--k", type=positive_int, default=10, help="cut-off of the holdout quality print")
+    parser.add_argument(
+        "--patience", type=bounded_int(ge=0), default=None,
+        help="llm, mf: stop when validation NDCG@10 has not improved for this many epochs (0: no validation; "
+        f"default: {', '.join(f'{kind} {n}' for kind, n in TUNING_PATIENCE.items())})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tune", action="store_true",
+        help="choose hyper-parameters on the validation split from a fixed grid (budget: one fit per grid entry)",
+    )  # fmt: skip
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default="als", help="mf: als or bpr (default %(default)s)")
+    parser.add_argument("--lm", default=None, metavar="DIR",
+                        help="generative: local Hugging Face causal-LM folder (default: the packaged SmolLM2-135M)")
+    parser.add_argument("--lm-mode", choices=("rank", "generate"), default="rank",
+                        help="generative: rank candidates by title likelihood (default) or generate titles")
 
 
 def model_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,11 +106,19 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     >>> ns = argparse.Namespace(model="mf", epochs=5, seed=1, device="cpu", encoder=None, use_profile=False)
     >>> model_params(ns)
     {'seed': 1, 'iterations': 5, 'device': 'cpu'}
+    >>> model_params(argparse.Namespace(model="mf", epochs=None, seed=0, device="cpu", patience=None, algorithm="bpr"))
+    {'seed': 0, 'device': 'cpu', 'patience': 5, 'algorithm': 'bpr'}
     """
+    from fairaudit.models._tuning import TUNING_PATIENCE
+
     params: dict[str, Any] = {"seed": args.seed}
+    patience = getattr(args, "patience", 0)
+    patience = TUNING_PATIENCE.get(args.model) if patience is None else (patience or None)
     if args.model == "mf":
         params.update({} if args.epochs is None else {"iterations": args.epochs})
         params["device"] = args.device
+        params.update({} if patience is None else {"patience": patience})
+        params.update({} if getattr(args, "algorithm", "als") == "als" else {"algorithm": args.algorithm})
     if args.model == "llm":
         params.update({} if args.epochs is None else {"epochs": args.epochs})
         params.update(device=args.device, encoder=args.encoder, use_profile=args.use_profile, pooling=args.pooling)
@@ -87,7 +127,40 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
             fairness_attribute=args.fairness_attribute, exposure_attribute=args.exposure_attribute,
             adversary_objective=args.adversary_objective,
         )  # fmt: skip
+        params.update(adv_epsilon=args.adv_epsilon, adv_weight=args.adv_weight)
+        params.update({} if patience is None else {"patience": patience})
+    if args.model == "generative":  # --epochs = LoRA fine-tuning passes (none by default)
+        params.update({} if args.epochs is None else {"finetune_epochs": args.epochs})
+        params.update(device=args.device, lm=getattr(args, "lm", None), mode=getattr(args, "lm_mode", "rank"))
     return params
+
+
+def holdout_convention(split) -> str:
+    """How the printed holdout figure treats cold-start items, in words.
+
+    >>> from fairaudit.data import Split
+    >>> import pandas as pd
+    >>> holdout_convention(Split(pd.DataFrame(), pd.DataFrame(), "random", 0))
+    'all unseen catalogue items ranked for each test user (no cold-start items)'
+    """
+    if split.cold_items:
+        return (
+            f"cold-start convention: the {len(split.cold_items)} withheld items are ranked against the whole "
+            "catalogue (every item the user has not seen), as audits rank them; bench/bench_models.py's "
+            "cold-start figure ranks them among the withheld items only"
+        )
+    return "all unseen catalogue items ranked for each test user (no cold-start items)"
+
+
+def validation_summary(model) -> str:
+    """One line on what validation chose (empty when the model did not validate)."""
+    record = getattr(model, "validation_", None)
+    if not record:
+        return ""
+    best = max(record["curve"], key=lambda point: point["value"])
+    chosen = ", ".join(f"{name}={value}" for name, value in record["chosen"].items())
+    tried = f" over {len(record['trials'])} settings" if "trials" in record else ""
+    return f"validation {record['metric']} {best['value']:.4f}{tried}; chosen {chosen}"
 
 
 def progress_printer():
@@ -110,16 +183,14 @@ def progress_printer():
 
 def check_attributes(args: argparse.Namespace, dataset) -> None:
     """Refuse (naming the option) a fairness term's user or item column that ``dataset`` lacks."""
-    from fairaudit.cli._options import check_values
+    from fairaudit.cli._options import check_item_attribute, check_user_attributes
 
     if args.model != "llm" or args.fairness == "none":
         return
     if args.fairness == "exposure":
-        columns = [c for c in dataset.items.columns if c not in ("item_id", "title", "description")]
-        check_values("--exposure-attribute", [args.exposure_attribute], columns, "item attributes")
+        check_item_attribute("--exposure-attribute", args.exposure_attribute, dataset)
     else:
-        columns = [c for c in dataset.users.columns if c != "user_id"]
-        check_values("--fairness-attribute", [args.fairness_attribute], columns, "user attributes")
+        check_user_attributes("--fairness-attribute", [args.fairness_attribute], dataset)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,9 +203,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_sample() if args.data is None else load_dataset(args.data)
     check_attributes(args, dataset)
     split = make_split(dataset, args.split, seed=args.seed)
-    model = create_model(args.model, **model_params(args))
     start = time.perf_counter()
-    model.fit(dataset, split, progress=progress_printer())
+    if args.tune:
+        from fairaudit.models import tune
+
+        def trial(number: int, total: int, settings: dict, value: float) -> None:
+            print(f"trial {number}/{total}: {settings} validation NDCG@10 {value:.4f}", file=sys.stderr)
+
+        model = tune(args.model, dataset, split, params=model_params(args), seed=args.seed, on_trial=trial).model
+    else:
+        model = create_model(args.model, **model_params(args))
+        model.fit(dataset, split, progress=progress_printer())
     fit_s = time.perf_counter() - start
     model.save(args.out, overwrite=args.overwrite)
     quality = holdout_quality(model, split, k=args.k)
@@ -142,4 +221,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.model}: trained in {fit_s:.1f}s on {len(split.train):,} interactions ({args.split} split); "
         f"holdout NDCG@{args.k} {quality['ndcg']:.4f}, Recall@{args.k} {quality['recall']:.4f}; saved to {args.out}"
     )
+    print(f"holdout: {holdout_convention(split)}")
+    summary = validation_summary(model)
+    if summary:
+        print(summary)
     return 0

@@ -1,6 +1,13 @@
 """Data layer: loading, validation, derived attributes, splits and sample data."""
 
-from fairaudit.data._derive import activity_level, age_band, genre_matrix, popularity_tier, zip_region
+from fairaudit.data._derive import (
+    activity_level,
+    age_band,
+    genre_matrix,
+    popularity_tier,
+    popularity_tier_from_counts,
+    zip_region,
+)
 from fairaudit.data._imported import (
     RECOMMENDATION_COLUMNS,
     TEST_FILE_METHOD,
@@ -79,6 +86,7 @@ __all__ = [
     "load_tables",
     "make_split",
     "popularity_tier",
+    "popularity_tier_from_counts",
     "profile_by_group",
     "random_holdout",
     "read_columns",

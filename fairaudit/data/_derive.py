@@ -136,6 +136,20 @@ def popularity_tier(
     ['head', 'mid', 'tail', 'tail', 'tail']
     """
     counts = item_ids.map(interactions["item_id"].value_counts()).fillna(0).to_numpy(dtype=float)
+    return popularity_tier_from_counts(counts, item_ids, cuts)
+
+
+def popularity_tier_from_counts(
+    counts: np.ndarray, item_ids: pd.Series, cuts: tuple[float, float] = POPULARITY_CUTS
+) -> pd.Series:
+    """:func:`popularity_tier` from each item's interaction count (one per ``item_ids`` entry).
+
+    For engines that count interactions where they live (Spark) and bring only the catalogue here.
+
+    >>> popularity_tier_from_counts(np.array([5.0, 3.0, 1.0, 1.0, 0.0]), pd.Series(list("xyzwv"))).tolist()
+    ['head', 'mid', 'tail', 'tail', 'tail']
+    """
+    counts = np.asarray(counts, dtype=float)
     order = np.lexsort((item_ids.astype(str).to_numpy(), -counts))
     before = np.concatenate([[0.0], np.cumsum(counts[order])[:-1]]) / max(counts.sum(), 1.0)
     code_sorted = np.searchsorted(np.asarray(cuts, dtype=float), before, side="right")

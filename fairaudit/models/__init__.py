@@ -7,6 +7,7 @@ any fitted model (``_rerank.py``, greedy list builders in ``_greedy.py``). ``Ext
 """
 
 from fairaudit.models._base import (
+    BAD_THREADS,
     ModelFolderError,
     Progress,
     ProgressCallback,
@@ -22,11 +23,27 @@ from fairaudit.models._base import (
     TrainingCancelled,
     available_devices,
     check_device,
+    compute_threads,
+    set_threads,
 )
 from fairaudit.models._external import FINGERPRINT_USERS, ExternalRecommender, ScoreFunction
+from fairaudit.models._adversarial import (
+    PERTURBATIONS,
+    PGD_STEPS,
+    SIDES,
+    Perturbation,
+    Side,
+    Vectors,
+    apr_loss,
+    attacked_model,
+    model_vectors,
+    perturb_vectors,
+    softmax_ranking_loss,
+)
 from fairaudit.models._encoder import TextEncoder, item_text_embeddings, item_texts
 from fairaudit.models._itemknn import ItemKNNRecommender
 from fairaudit.models._llm import LLMRecommender
+from fairaudit.models._generative import GenerativeRecommender, LanguageModel, TitleMatcher, get_language_model
 from fairaudit.models._mf import MFRecommender
 from fairaudit.models._greedy import greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
 from fairaudit.models._losses import (
@@ -44,6 +61,8 @@ from fairaudit.models._losses import (
     group_mean_gap,
 )
 from fairaudit.models._popularity import PopularityRecommender
+from fairaudit.models._validation import EarlyStopping, validation_split
+from fairaudit.models._tuning import TUNING_GRIDS, TuningResult, tune, tunable_kinds
 from fairaudit.models._rerank import (
     RERANK_KINDS,
     CalibratedReranker,
@@ -57,6 +76,18 @@ from fairaudit.models._rerank import (
 from fairaudit.models._imported import NOT_RESCORABLE, ImportedRecommender, NotRescorable
 
 __all__ = [
+    "BAD_THREADS",
+    "PERTURBATIONS",
+    "PGD_STEPS",
+    "SIDES",
+    "Perturbation",
+    "Side",
+    "Vectors",
+    "apr_loss",
+    "attacked_model",
+    "model_vectors",
+    "perturb_vectors",
+    "softmax_ranking_loss",
     "NOT_RESCORABLE",
     "ImportedRecommender",
     "NotRescorable",
@@ -86,6 +117,10 @@ __all__ = [
     "normalise_relevance",
     "ItemKNNRecommender",
     "LLMRecommender",
+    "GenerativeRecommender",
+    "LanguageModel",
+    "TitleMatcher",
+    "get_language_model",
     "TextEncoder",
     "item_text_embeddings",
     "item_texts",
@@ -106,4 +141,12 @@ __all__ = [
     "check_device",
     "resolve_device",
     "software_versions",
+    "compute_threads",
+    "set_threads",
+    "EarlyStopping",
+    "validation_split",
+    "TUNING_GRIDS",
+    "TuningResult",
+    "tune",
+    "tunable_kinds",
 ]

@@ -8,6 +8,7 @@ fitted on, and the training interactions as a CSR matrix (``seen_``) so that
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -57,6 +58,11 @@ _OLD_FORMAT = (
     "--out {0} --overwrite)"
 )
 _NEWER_FORMAT = "format_version {0!r} is not {1}; it was written by another FairAudit version, re-train it with this one"
+WARM_START_KIND = "warm_start must be a fitted model of the same kind ('{0}'), got {1}"
+WARM_START_UNFITTED = "warm_start ({0}) is not fitted yet; pass a fitted model or None"
+BAD_THREADS = "threads must be a whole number >= 1, got {0!r}"
+#: Key of ``config.json`` holding how the model was validated (:attr:`Recommender.validation_`).
+VALIDATION_KEY = "validation"
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,54 @@ def check_device(device: str) -> str:
         raise ValueError(_BAD_DEVICE.format(device, available))
     return device
 
+def set_threads(threads: int | None) -> int:
+    """Bound the CPU threads of every compute library (torch, BLAS/OpenMP pools, ``implicit``) to ``threads``.
+
+    ``None`` keeps the current setting. Returns the torch intra-op thread count now in force. The
+    matrix-factorisation model reads the same count (:func:`compute_threads`), so one call bounds
+    a whole command; call it once at the start of a command or job.
+
+    >>> set_threads(1)
+    1
+    """
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(BAD_THREADS.format(threads))
+        torch.set_num_threads(threads)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=threads)
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            pass
+    return torch.get_num_threads()
+
+
+def compute_threads() -> int:
+    """CPU threads a model may use now: torch's intra-op setting (see :func:`set_threads`).
+
+    >>> compute_threads() >= 1
+    True
+    """
+    return max(1, torch.get_num_threads())
+
+
+def carry_rows(fresh: torch.Tensor, old: torch.Tensor, new_ids: np.ndarray, old_ids: np.ndarray) -> torch.Tensor:
+    """``fresh`` (rows keyed by ``new_ids``) with the rows of ids also in ``old_ids`` copied from ``old``.
+
+    Warm starts use it: users and items present in both models keep their learned vectors, new
+    ones keep their fresh initialisation.
+
+    >>> carry_rows(torch.zeros(3, 1), torch.tensor([[5.0], [7.0]]), np.array(["a", "b", "c"]), np.array(["c", "a"])).tolist()
+    [[7.0], [0.0], [5.0]]
+    """
+    pos = pd.Index(np.asarray(old_ids, dtype=object)).get_indexer(np.asarray(new_ids, dtype=object))
+    keep = pos >= 0
+    out = fresh.clone()
+    out[torch.as_tensor(keep)] = old[torch.as_tensor(pos[keep])].to(device=out.device, dtype=out.dtype)
+    return out
+
+
 def _csr_from_pairs(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.lexsort((cols, rows))
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
@@ -147,6 +201,18 @@ class Recommender:
     """Base class: scikit-learn style ``__init__`` (hyper-parameters only) and ``fit`` -> self.
 
     Subclasses set ``kind`` and implement the hooks. Learned state ends in ``_``.
+
+    Warm starts (dynamic fine-tuning): ``fit(dataset, split, warm_start=old)`` with ``old`` a fitted
+    model of the same kind starts from ``old``'s learned weights instead of a fresh initialisation:
+    users and items present in both keep their vectors (matched by id), new ones are initialised
+    as usual, and the model then trains for its own ``epochs`` (``iterations``), so a caller that
+    updates a model on new interactions sets few. Kinds without iterative training (popularity,
+    item-kNN, re-rankers over a fitted base) simply refit. The old model is never modified.
+
+    Validation: models that carve a validation set from the training interactions record what they
+    chose in ``validation_`` (saved under ``"validation"`` in ``config.json``):
+    ``{"metric": "ndcg@10", "curve": [{"step": int, "value": float}, ...], "best_step": int,
+    "chosen": {param: value}}`` (see :mod:`fairaudit.models._validation`).
     """
 
     kind: ClassVar[str] = "base"
@@ -168,13 +234,28 @@ class Recommender:
         return {name: getattr(self, name) for name in names}
 
     # ---- fitting ----------------------------------------------------------------------
-    def fit(self, dataset: Dataset, split: Split, *, progress: ProgressCallback | None = None) -> "Recommender":
+    def fit(
+        self,
+        dataset: Dataset,
+        split: Split,
+        *,
+        progress: ProgressCallback | None = None,
+        warm_start: "Recommender | None" = None,
+    ) -> "Recommender":
         """Learn from ``split.train``; every item of ``dataset.items`` stays rankable.
 
         ``progress`` is called once per epoch with a :class:`Progress`; if it raises
         (e.g. :class:`TrainingCancelled` or ``KeyboardInterrupt``) training stops, the
-        model is left unfitted and the exception propagates.
+        model is left unfitted and the exception propagates. ``warm_start``: a fitted model of
+        the same kind whose learned weights this fit starts from (see the class docstring).
         """
+        if warm_start is not None:
+            if type(warm_start) is not type(self):
+                raise ValueError(WARM_START_KIND.format(self.kind, getattr(warm_start, "kind", type(warm_start).__name__)))
+            if not hasattr(warm_start, "item_ids_"):
+                raise ValueError(WARM_START_UNFITTED.format(warm_start.kind))
+            if warm_start is self:  # keep its weights: _unfit below drops this object's own
+                warm_start = copy.copy(self)
         self._unfit()
         user_ids = dataset.users["user_id"].astype(str).to_numpy(dtype=object)
         item_ids = dataset.items["item_id"].astype(str).to_numpy(dtype=object)
@@ -191,12 +272,20 @@ class Recommender:
         self.seen_indptr_, self.seen_indices_ = _csr_from_pairs(users, items, len(self.user_ids_))
         self.data_fingerprint_ = dataset.fingerprint()
         self.split_ = split.describe()
+        self._warm_start = warm_start
         try:
             self._fit(dataset, split, users, items, progress)
         except BaseException:
             self._unfit()
             raise
+        finally:
+            self._warm_start = None
         return self
+
+    @property
+    def warm_start_model(self) -> "Recommender | None":
+        """The fitted model the running ``fit`` starts from (``None``: a fresh start; only set during ``fit``)."""
+        return getattr(self, "_warm_start", None)
 
     def _unfit(self) -> None:
         """Drop every learned attribute (names ending in ``_``)."""
@@ -389,6 +478,8 @@ class Recommender:
                 "versions": software_versions(),
                 **self._extra_config(),
             }
+            if getattr(self, "validation_", None) is not None:
+                config[VALIDATION_KEY] = self.validation_
             config = json.loads(json.dumps(config))  # exactly what load_model will read back
             config[CONFIG_CHECKSUM] = config_checksum(config)
             (temporary / CONFIG_FILE).write_text(json.dumps(config, indent=1))
@@ -551,6 +642,8 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
         "data_fingerprint_": config["data_fingerprint"],
         "split_": config["split"],
     }
+    if VALIDATION_KEY in config:
+        fitted["validation_"] = config[VALIDATION_KEY]
     state = {name.removeprefix("state."): t for name, t in tensors.items()}
     return restore_model(config, state, fitted)
 
@@ -566,8 +659,9 @@ def restore_model(config: Mapping[str, Any], state: dict[str, torch.Tensor], fit
     wrapped model shares them. Only registered kinds are built: no code comes from the folder.
     """
     model = _REGISTRY[config["kind"]]._from_config(dict(config))
-    for name in FITTED_ATTRIBUTES:
-        setattr(model, name, fitted[name])
+    for name in (*FITTED_ATTRIBUTES, "validation_"):
+        if name in fitted:
+            setattr(model, name, fitted[name])
     model._build_index()
     model._load_state(state, dict(config))
     return model

@@ -15,7 +15,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -141,7 +141,7 @@ class TextEncoder:
 
         return int(json.loads((self.path / "config.json").read_text())["hidden_size"])
 
-    def _compute(self, texts: list[str]) -> np.ndarray:
+    def _compute(self, texts: list[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         if self._model is None:
             self._load()
         # Batches of similar length waste little padding; results are put back in order.
@@ -162,18 +162,23 @@ class TextEncoder:
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
                 out[idx] = torch.nn.functional.normalize(pooled.float(), dim=1).cpu().numpy()
+                if progress is not None:  # texts encoded so far, of all new texts (a job's n/N)
+                    progress(min(start + self.batch_size, len(texts)), len(texts))
         return out
 
     def _cache_file(self, texts: Sequence[str]) -> Path:
         return cache_root() / "embeddings" / self.identity / f"{_texts_digest(texts)}.npy"
 
-    def encode(self, texts: Sequence[str], *, cache: bool | None = None) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, cache: bool | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
         """L2-normalised embeddings, float32 array of shape ``(len(texts), dim)``.
 
         A list seen before (same encoder, same texts) is read from the disk cache; single
         texts seen in this process are reused from memory, so only new texts are encoded.
         ``cache=False`` skips the disk cache for throw-away texts (e.g. SHAP's masked item
-        texts); ``None`` follows the encoder's ``cache`` setting.
+        texts); ``None`` follows the encoder's ``cache`` setting. ``progress(done, total)`` is called
+        after each batch of texts that really needs encoding (never for cached ones).
         """
         use_disk = self.cache if cache is None else cache and self.cache
         texts = [str(t) for t in texts]
@@ -186,7 +191,7 @@ class TextEncoder:
                 return cached
         new = sorted({t for t in texts if t not in self._memory})
         if new:
-            self._memory.update(zip(new, self._compute(new)))
+            self._memory.update(zip(new, self._compute(new, progress)))
         out = np.stack([self._memory[t] for t in texts]).astype(np.float32)
         if use_disk and len(texts) > 1:
             file.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -21,15 +22,16 @@ from fairaudit.models._encoder import DEFAULT_ENCODER
 from fairaudit.plots import metric_label
 from fairaudit.report._charts import ChartRenderer
 from fairaudit.report._document import Paper, ReportPDF, render_toc
+from fairaudit.report._robustness import robustness_section
+from fairaudit.report._dynamics import periods_section
+from fairaudit.report._fairllm import fairllm_section
+from fairaudit.report._findings import audit_findings
 from fairaudit.report._rules import (
     RATIO_METRICS,
-    STATUSES,
     Thresholds,
     by_severity,
     check_counts,
-    evaluate_thresholds,
     format_number as fmt,
-    largest_gap_sentences,
 )
 
 DEFAULT_TITLE = "Fairness audit of recommender models"
@@ -57,8 +59,8 @@ PROBE_CHART_METRICS = ("jaccard", "prag")
 SHAP_TOP = 15
 #: Table-of-contents lines that fit on one page (Letter, the shorter paper, holds 40 lines of 5.5 mm).
 TOC_LINES_PER_PAGE = 40
-#: Largest accuracy gaps quoted in the executive summary.
-SUMMARY_GAPS = 5
+#: Findings listed in the executive summary (all of them are on the dashboard's Audit page).
+SUMMARY_FINDINGS = 8
 _SOFTWARE = ("fairaudit", "fpdf2", "plotly", "kaleido", "pandas", "numpy")
 
 
@@ -148,7 +150,9 @@ class _Sections:
         #: audit.json's config as recorded (the methodology says "not recorded" rather than assume a default).
         self.recorded = dict(audit.meta.get("config") or {})
         self.k = self.config.k
-        self.checks = evaluate_thresholds(audit.group_metrics, audit.gaps, audit.item_exposure, thresholds)
+        #: The ranked findings (the Audit page's, from the same function) and every check behind them.
+        self.findings = audit_findings(audit, thresholds)
+        self.checks = self.findings.checks
         #: Each planned chart: its figure, or the message saying why it could not be drawn.
         self.charts: list[go.Figure | str] = []
         self.pdf: Any = None
@@ -168,6 +172,12 @@ class _Sections:
         self.model_cards()
         self.results()
         self.explanations()
+        if self.audit.fairllm is not None:
+            fairllm_section(self.pdf, self.audit.fairllm, self.chart)
+        if self.audit.robustness is not None:
+            robustness_section(self.pdf, self.audit.robustness, self.audit.meta.get("robustness"))
+        if self.audit.period_metrics is not None:
+            periods_section(self.pdf, self.audit, self.chart)
         if n_models > 1:
             self.comparison()
         self.methodology()
@@ -223,19 +233,27 @@ class _Sections:
             f"{audit.data.get('n_users', 'an unrecorded number of')} users, by "
             f"{', '.join(audit.attributes) or 'no attribute'}. All numbers come from the audit folder; "
             f"intervals are 95% bootstrap confidence intervals.")
-        pdf.heading("Largest accuracy gaps", level=1)
-        sentences = largest_gap_sentences(audit.group_metrics, audit.gaps, k=self.k, alpha=t.alpha, top=SUMMARY_GAPS)
-        pdf.bullets(sentences or ["No gap could be tested (every group is below the minimum size)."], size=9)
+        findings = self.findings
+        pdf.heading("Findings", level=1)
+        if findings.headline:
+            pdf.paragraph(findings.headline, style="B", size=10)
+        pdf.paragraph(f"{findings.scope()} Ranked fail, attention, pass, then by how far the estimate lies beyond "
+                      f"its limit; the {SUMMARY_FINDINGS} first of {len(findings.table)} findings (one per affected "
+                      "group and family, mirror pairs merged; the dashboard's Audit page lists them all).", size=8.5)
+        pdf.data_table(("#", "Verdict", "Model", "Family", "Finding"),
+                       [(r.rank, r.verdict.upper(), r.model, r.family, r.sentence)
+                        for r in findings.table.head(SUMMARY_FINDINGS).itertuples()],
+                       widths=(5, 12, 15, 14, 104), size=7, padding=0.4)
         pdf.heading("Threshold checks", level=1)
-        pdf.bullets(t.rules(), size=8.5)
-        totals = self.checks["status"].value_counts().reindex(list(STATUSES), fill_value=0)
+        pdf.bullets(t.rules(), size=7.5)
+        totals = findings.counts()
         pdf.paragraph(f"{len(self.checks)} checks: {totals['pass']} pass, {totals['attention']} need attention, "
-                      f"{totals['fail']} fail. Counts per model and attribute (the user attribute of accuracy ratios, "
-                      "the item attribute of exposure shares); every check with its estimate and CI, failures "
-                      "first, is listed in the appendix 'All threshold checks'.", size=9)
+                      f"{totals['fail']} fail. Counts per model and attribute (the user attribute of group checks, "
+                      "the item attribute of exposure shares, 'all' for the catalogue); every check with its estimate "
+                      "and CI, failures first, is listed in the appendix 'All threshold checks'.", size=8.5)
         pdf.data_table(("Model", "Check", "Attribute", "Pass", "Attention", "Fail"),
                        [tuple(row) for row in check_counts(self.checks).itertuples(index=False)],
-                       widths=(26, 26, 34, 12, 14, 12), size=8)
+                       widths=(26, 26, 34, 12, 14, 12), size=7, padding=0.3)
 
     def all_checks(self) -> None:
         """Appendix table of every threshold check, most severe first."""
@@ -246,11 +264,13 @@ class _Sections:
             return
         pdf.paragraph(f"Every check of the executive summary: failures first, then attention, then pass. Rules: "
                       f"accuracy ratio >= {t.min_ratio:g}, exposure share minus catalogue share within "
-                      f"+/-{t.max_exposure_diff:g} (in full in the executive summary).", size=8.5)
+                      f"+/-{t.max_exposure_diff:g}, relative gap of diversity and calibration within "
+                      f"+/-{t.max_relative_gap:g}, exposure Gini <= {t.max_gini:g}, catalogue coverage >= "
+                      f"{t.min_coverage:g} (in full in the executive summary).", size=8.5)
         pdf.data_table(
             ("Status", "Model", "Check", "Subject", "Metric", "Estimate [95% CI]"),
             [(r.status.upper(), r.model, r.check, r.subject,
-              metric_label(r.metric, self.k) if r.metric in RATIO_METRICS else "exposure - catalogue",
+              metric_label(r.metric, self.k) if r.metric in METRICS else "exposure - catalogue",
               _ci(r.estimate, r.ci_low, r.ci_high)) for r in by_severity(self.checks).itertuples()],
             widths=(17, 18, 21, 52, 27, 31), size=6.5, padding=0.35)
 
@@ -267,7 +287,7 @@ class _Sections:
         pdf.heading("Group sizes", level=1)
         gm = audit.group_metrics
         first = gm[(gm["model"] == audit.models[0]) & (gm["attribute"] != "all")]
-        sizes = first.drop_duplicates(["attribute", "group"])
+        sizes = _in_reading_order(first.drop_duplicates(["attribute", "group"]), by="attribute")
         pdf.data_table(("Attribute", "Group", "Users", "Small group"),
                        [(r.attribute, r.group, int(r.n_users), "yes - not tested" if r.flagged else "")
                         for r in sizes.itertuples()], widths=(30, 40, 15, 20), size=8)
@@ -305,7 +325,7 @@ class _Sections:
 
     def _group_table(self, attribute: str, metrics: tuple[str, ...]) -> None:
         gm = self.audit.group_metrics
-        chosen = select_rows(gm, attribute=attribute, metric=metrics)
+        chosen = _in_reading_order(select_rows(gm, attribute=attribute, metric=metrics))
         present = [m for m in metrics if (chosen["metric"] == m).any()]
         wide = chosen.pivot_table(index=["model", "group", "n_users", "flagged"], columns="metric",
                                 values=["value", "ci_low", "ci_high"], sort=False, aggfunc="first")
@@ -326,7 +346,7 @@ class _Sections:
             pdf.heading(f"Accuracy by {attribute}", level=1)
             self._group_table(attribute, RATIO_METRICS)
             self.chart(lambda a=attribute: plots.group_metric_chart(
-                audit.group_metrics, metric="ndcg", attribute=a, k=self.k, min_group_size=self.config.min_group_size))
+                audit.group_metrics, metric=plots.DEFAULT_METRIC, attribute=a, k=self.k, min_group_size=self.config.min_group_size))
         gaps = audit.gaps
         for name in audit.models:
             pdf.heading(f"Gaps vs the rest of users: {name}", level=1)
@@ -335,7 +355,7 @@ class _Sections:
                            [(r.attribute, r.group, metric_label(r.metric, self.k), _ci(r.difference, r.ci_low, r.ci_high),
                              fmt(r.ratio), f"{r.p_adjusted:.3g}", "yes" if r.p_adjusted < self.thresholds.alpha else "no")
                             for r in tested.itertuples()], widths=(20, 18, 16, 28, 10, 10, 12), size=7)
-            self.chart(lambda n=name: plots.gap_forest_chart(gaps, metric="ndcg", model=n, alpha=self.thresholds.alpha,
+            self.chart(lambda n=name: plots.gap_forest_chart(gaps, metric=plots.DEFAULT_METRIC, model=n, alpha=self.thresholds.alpha,
                                                              k=self.k))
         self.exposure()
         pdf.heading("Diversity, novelty and calibration", level=0)
@@ -433,7 +453,7 @@ class _Sections:
         else:
             self._comparison_tables(table)
         for attribute in (a for a in audit.attributes if "*" not in a):
-            self.chart(lambda a=attribute: plots.tradeoff_chart(audit.group_metrics, audit.gaps, metric="ndcg",
+            self.chart(lambda a=attribute: plots.tradeoff_chart(audit.group_metrics, audit.gaps, metric=plots.DEFAULT_METRIC,
                                                                 attribute=a, k=self.k))
 
     def _comparison_tables(self, table: pd.DataFrame) -> None:
@@ -527,6 +547,20 @@ class _Sections:
         rows += [(f"report: {name}", _version(name)) for name in _SOFTWARE]
         rows.append(("report: python", platform.python_version()))
         pdf.data_table(("Software", "Version"), rows, widths=(40, 40), size=8)
+
+
+def _in_reading_order(rows: pd.DataFrame, by: str = "model") -> pd.DataFrame:
+    """``rows`` grouped by ``by`` (in order of appearance), groups in :func:`fairaudit.plots.natural_order`
+    within ("Under 18" before "18-24", tiers head, mid, tail).
+
+    >>> rows = pd.DataFrame({"model": "m", "group": ["25-34", "Under 18", "18-24"]})
+    >>> _in_reading_order(rows)["group"].tolist()
+    ['Under 18', '18-24', '25-34']
+    """
+    first = {v: i for i, v in enumerate(dict.fromkeys(rows[by]))}
+    rank = {g: i for i, g in enumerate(plots.natural_order(rows["group"]))}
+    order = np.lexsort((rows["group"].astype(str).map(rank).to_numpy(), rows[by].map(first).to_numpy()))
+    return rows.iloc[order]
 
 
 def _gap_change_word(gap_b: float, low: float, high: float) -> str:

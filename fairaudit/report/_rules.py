@@ -8,13 +8,20 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from fairaudit.metrics import METRICS, metric_label
+from fairaudit.metrics import METRICS
 
 Status = Literal["pass", "attention", "fail"]
 STATUSES: tuple[str, ...] = ("pass", "attention", "fail")
 #: Per-user metrics where higher is better and a group/reference ratio is meaningful (four-fifths rule):
 #: the registry's higher-is-better accuracy metrics.
 RATIO_METRICS = METRICS.names(level="user", family="accuracy", higher_is_better=True)
+#: Per-user metrics beyond accuracy checked by their relative gap between groups: diversity, coverage, novelty and
+#: calibration, whose values lie away from zero. The popularity family (average popularity, long-tail share) is
+#: left to the exposure-share checks: a long-tail share near 0 for everyone makes any relative gap meaningless.
+RELATIVE_GAP_METRICS = METRICS.names(level="user", family=("diversity", "coverage", "novelty", "calibration"))
+#: The catalogue-level concentration and coverage metrics with their own limits (``max_gini``, ``min_coverage``).
+GINI_METRIC = METRICS.names(level="catalogue", family="exposure")[0]
+COVERAGE_METRIC = METRICS.names(level="catalogue", family="coverage")[0]
 
 _BAD_THRESHOLD = "Threshold {0}={1!r} is out of range; expected {2}"
 _UNKNOWN_THRESHOLD = "Unknown threshold(s) {0}; expected some of {1}"
@@ -32,6 +39,13 @@ class Thresholds:
         An item group's exposure share may differ from its catalogue share by at most this.
     alpha : float
         Level at which a BH-adjusted gap p-value counts as significant.
+    max_relative_gap : float
+        A diversity, coverage, novelty or calibration gap may be at most this share of the reference
+        group's value (0.2: the four-fifths rule's 20 % read both ways).
+    max_gini : float
+        Largest Gini of item exposure over the catalogue (0 = every item equally exposed, 1 = one item gets all).
+    min_coverage : float
+        Least share of the catalogue recommended to at least one user.
 
     >>> Thresholds.from_mapping({"min_ratio": 0.9}).min_ratio
     0.9
@@ -40,11 +54,17 @@ class Thresholds:
     min_ratio: float = 0.8
     max_exposure_diff: float = 0.1
     alpha: float = 0.05
+    max_relative_gap: float = 0.2
+    max_gini: float = 0.9
+    min_coverage: float = 0.2
 
     def __post_init__(self) -> None:
         for name, value, low, high in (("min_ratio", self.min_ratio, 0.0, 1.0),
                                        ("max_exposure_diff", self.max_exposure_diff, 0.0, 1.0),
-                                       ("alpha", self.alpha, 0.0, 1.0)):
+                                       ("alpha", self.alpha, 0.0, 1.0),
+                                       ("max_relative_gap", self.max_relative_gap, 0.0, 1.0),
+                                       ("max_gini", self.max_gini, 0.0, 1.0),
+                                       ("min_coverage", self.min_coverage, 0.0, 1.0)):
             if not low < float(value) <= high:
                 raise ValueError(_BAD_THRESHOLD.format(name, value, f"a number in ({low:g}, {high:g}]"))
 
@@ -68,6 +88,12 @@ class Thresholds:
             f"Exposure: difference = exposure share - catalogue share of an item group (all users). PASS when "
             f"the difference (or its whole CI, where the audit gives one) lies within +/-{self.max_exposure_diff:g}; "
             f"FAIL when it (or its whole CI) lies outside; ATTENTION when the CI crosses +/-{self.max_exposure_diff:g}.",
+            f"Diversity, coverage, novelty and calibration: relative gap = (group value - reference value) / "
+            f"reference value, with the reference as for accuracy. PASS when its whole 95% CI lies within "
+            f"+/-{self.max_relative_gap:g}; FAIL when the whole CI lies outside; ATTENTION when it crosses a bound.",
+            f"Catalogue: Gini of item exposure at most {self.max_gini:g} (PASS when its whole CI is at most "
+            f"{self.max_gini:g}, FAIL when above, ATTENTION when it crosses); catalogue coverage (share of items "
+            f"recommended to anyone, no CI) at least {self.min_coverage:g}.",
             f"Groups flagged as small are not assessed. Gaps are called significant when the "
             f"Benjamini-Hochberg adjusted p-value is below {self.alpha:g}.",
         ]
@@ -100,9 +126,48 @@ def format_number(value: float) -> str:
 
 
 CHECK_COLUMNS = ("model", "check", "attribute", "subject", "metric", "estimate", "ci_low", "ci_high", "threshold",
-                 "status")
+                 "status", "group", "reference_group", "value", "reference_value", "browsing")
 #: Order of statuses from most to least severe (appendix sort order).
 SEVERITY = {"fail": 0, "attention": 1, "pass": 2}
+#: ``check`` of each kind of row of :func:`evaluate_thresholds`.
+RATIO_CHECK, EXPOSURE_CHECK, RELATIVE_CHECK, CATALOGUE_CHECK = (
+    "accuracy ratio", "exposure share", "relative gap", "catalogue")
+
+
+def _reference(gaps: pd.DataFrame) -> str:
+    """The reference of the group checks: ``best`` where the audit has it, else ``rest``."""
+    return "best" if (gaps["reference"] == "best").any() else "rest"
+
+
+def _gap_frame(group_metrics: pd.DataFrame, gaps: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """The reference's gap rows of ``metrics`` with the group's and the reference's values (``value`` and
+    ``reference_value = value - difference``) and the reference group's name."""
+    reference = _reference(gaps)
+    rows = gaps[(gaps["reference"] == reference) & gaps["metric"].isin(metrics)]
+    values = group_metrics.set_index(["model", "attribute", "group", "metric"])["value"]
+    keys = pd.MultiIndex.from_frame(rows[["model", "attribute", "group", "metric"]])
+    group_value = values.reindex(keys).to_numpy()
+    named = rows["reference_group"].astype(str) if "reference_group" in rows.columns else pd.Series(reference,
+                                                                                                   index=rows.index)
+    return pd.DataFrame({
+        "model": rows["model"].to_numpy(), "attribute": rows["attribute"].to_numpy(),
+        "group": rows["group"].to_numpy(), "reference": reference, "reference_group": named.to_numpy(),
+        "metric": rows["metric"].to_numpy(), "value": group_value,
+        "reference_value": group_value - rows["difference"].to_numpy(),
+        "difference": rows["difference"].to_numpy(), "diff_low": rows["ci_low"].to_numpy(),
+        "diff_high": rows["ci_high"].to_numpy(),
+    })
+
+
+def _group_checks(frame: pd.DataFrame, check: str, estimate, low, high, threshold: str,
+                  status: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "model": frame["model"], "check": check, "attribute": frame["attribute"],
+        "subject": frame["attribute"] + " = " + frame["group"] + " vs " + frame["reference"],
+        "metric": frame["metric"], "estimate": estimate, "ci_low": low, "ci_high": high, "threshold": threshold,
+        "status": status, "group": frame["group"], "reference_group": frame["reference_group"],
+        "value": frame["value"], "reference_value": frame["reference_value"], "browsing": "",
+    })[list(CHECK_COLUMNS)]
 
 
 def ratio_checks(group_metrics: pd.DataFrame, gaps: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
@@ -117,24 +182,41 @@ def ratio_checks(group_metrics: pd.DataFrame, gaps: pd.DataFrame, thresholds: Th
     >>> ratio_checks(gm, gaps, Thresholds())[["estimate", "ci_low", "ci_high", "status"]].round(3).values.tolist()
     [[0.667, 0.5, 0.833, 'attention']]
     """
-    reference = "best" if (gaps["reference"] == "best").any() else "rest"
-    rows = gaps[(gaps["reference"] == reference) & gaps["metric"].isin(RATIO_METRICS)]
-    values = group_metrics.set_index(["model", "attribute", "group", "metric"])["value"]
-    keys = pd.MultiIndex.from_frame(rows[["model", "attribute", "group", "metric"]])
-    group_value = values.reindex(keys).to_numpy()
-    ref_value = group_value - rows["difference"].to_numpy()
+    frame = _gap_frame(group_metrics, gaps, RATIO_METRICS)
+    ref = frame["reference_value"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = group_value / ref_value
-        low = 1 + rows["ci_low"].to_numpy() / ref_value
-        high = 1 + rows["ci_high"].to_numpy() / ref_value
-    out = pd.DataFrame({
-        "model": rows["model"].to_numpy(), "check": "accuracy ratio", "attribute": rows["attribute"].to_numpy(),
-        "subject": (rows["attribute"] + " = " + rows["group"] + " vs " + reference).to_numpy(),
-        "metric": rows["metric"].to_numpy(), "estimate": ratio, "ci_low": low, "ci_high": high,
-        "threshold": f">= {thresholds.min_ratio:g}",
-    })
-    out["status"] = interval_status(out["ci_low"], out["ci_high"], thresholds.min_ratio)
-    return out[list(CHECK_COLUMNS)]
+        ratio = frame["value"].to_numpy() / ref
+        low = 1 + frame["diff_low"].to_numpy() / ref
+        high = 1 + frame["diff_high"].to_numpy() / ref
+    status = interval_status(low, high, thresholds.min_ratio)
+    return _group_checks(frame, RATIO_CHECK, ratio, low, high, f">= {thresholds.min_ratio:g}", status)
+
+
+def relative_gap_checks(group_metrics: pd.DataFrame, gaps: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
+    """Relative-gap checks of the per-user metrics beyond accuracy (:data:`RELATIVE_GAP_METRICS`).
+
+    ``estimate = difference / reference value`` with the difference's CI scaled the same way (reference
+    fixed); a zero reference with a zero difference (bound) is no gap. Reference as :func:`ratio_checks`.
+
+    >>> gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F", "M"], "metric": "novelty",
+    ...     "value": [6., 8.]})
+    >>> gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "reference": "best",
+    ...     "metric": "novelty", "difference": [-2.], "ci_low": [-2.4], "ci_high": [-1.6]})
+    >>> relative_gap_checks(gm, gaps, Thresholds())[["estimate", "ci_low", "ci_high", "status"]].values.tolist()
+    [[-0.25, -0.3, -0.2, 'attention']]
+    """
+    frame = _gap_frame(group_metrics, gaps, RELATIVE_GAP_METRICS)
+    ref = frame["reference_value"].to_numpy()
+
+    def relative(values: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values == 0, 0.0, values / ref)
+
+    low, high = relative(frame["diff_low"].to_numpy()), relative(frame["diff_high"].to_numpy())
+    limit = thresholds.max_relative_gap
+    status = interval_status(low, high, -limit, limit)
+    return _group_checks(frame, RELATIVE_CHECK, relative(frame["difference"].to_numpy()), low, high,
+                         f"within +/-{limit:g}", status)
 
 
 def exposure_checks(item_exposure: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
@@ -151,29 +233,62 @@ def exposure_checks(item_exposure: pd.DataFrame, thresholds: Thresholds) -> pd.D
     has_ci = {"ci_low", "ci_high"} <= set(rows.columns)
     low = (rows["ci_low"] - rows["catalogue_share"]).to_numpy() if has_ci else diff
     high = (rows["ci_high"] - rows["catalogue_share"]).to_numpy() if has_ci else diff
+    limit = thresholds.max_exposure_diff
     out = pd.DataFrame({
-        "model": rows["model"].to_numpy(), "check": "exposure share", "attribute": rows["item_attribute"].to_numpy(),
+        "model": rows["model"].to_numpy(), "check": EXPOSURE_CHECK, "attribute": rows["item_attribute"].to_numpy(),
         "subject": (rows["item_attribute"] + " = " + rows["item_group"] + " (" + rows["browsing"] + ")").to_numpy(),
         "metric": "exposure - catalogue share", "estimate": diff, "ci_low": low, "ci_high": high,
-        "threshold": f"within +/-{thresholds.max_exposure_diff:g}",
+        "threshold": f"within +/-{limit:g}", "status": interval_status(low, high, -limit, limit),
+        "group": rows["item_group"].to_numpy(), "reference_group": "catalogue share",
+        "value": rows["exposure_share"].to_numpy(), "reference_value": rows["catalogue_share"].to_numpy(),
+        "browsing": rows["browsing"].to_numpy(),
     })
-    limit = thresholds.max_exposure_diff
-    out["status"] = interval_status(out["ci_low"], out["ci_high"], -limit, limit)
+    return out[list(CHECK_COLUMNS)]
+
+
+def catalogue_checks(group_metrics: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
+    """Gini of item exposure (at most ``max_gini``) and catalogue coverage (at least ``min_coverage``) per model.
+
+    A metric without a CI (coverage) is judged on its value.
+
+    >>> gm = pd.DataFrame({"model": "m", "attribute": "all", "group": "all", "metric": [GINI_METRIC,
+    ...     COVERAGE_METRIC], "value": [.95, .3], "ci_low": [.94, np.nan], "ci_high": [.96, np.nan]})
+    >>> catalogue_checks(gm, Thresholds())[["metric", "status"]].values.tolist()
+    [['gini_exposure', 'fail'], ['catalogue_coverage', 'pass']]
+    """
+    rows = group_metrics[(group_metrics["attribute"] == "all")
+                         & group_metrics["metric"].isin((GINI_METRIC, COVERAGE_METRIC))]
+    value = rows["value"].to_numpy(dtype=float)
+    low = rows["ci_low"].fillna(rows["value"]).to_numpy(dtype=float) if "ci_low" in rows else value
+    high = rows["ci_high"].fillna(rows["value"]).to_numpy(dtype=float) if "ci_high" in rows else value
+    gini = (rows["metric"] == GINI_METRIC).to_numpy()
+    status = np.where(gini, interval_status(low, high, -np.inf, thresholds.max_gini),
+                      interval_status(low, high, thresholds.min_coverage))
+    out = pd.DataFrame({
+        "model": rows["model"].to_numpy(), "check": CATALOGUE_CHECK, "attribute": "all",
+        "subject": "all items", "metric": rows["metric"].to_numpy(), "estimate": value, "ci_low": low,
+        "ci_high": high,
+        "threshold": np.where(gini, f"<= {thresholds.max_gini:g}", f">= {thresholds.min_coverage:g}"),
+        "status": status, "group": "all", "reference_group": "", "value": value, "reference_value": np.nan,
+        "browsing": "",
+    })
     return out[list(CHECK_COLUMNS)]
 
 
 def evaluate_thresholds(group_metrics: pd.DataFrame, gaps: pd.DataFrame, item_exposure: pd.DataFrame,
                         thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
-    """All checks of the executive summary: :func:`ratio_checks` then :func:`exposure_checks`.
+    """All checks of the executive summary: :func:`ratio_checks`, :func:`exposure_checks`,
+    :func:`relative_gap_checks` and :func:`catalogue_checks`, in that order.
 
     >>> evaluate_thresholds(pd.DataFrame(columns=["model", "attribute", "group", "metric", "value"]),
     ...     pd.DataFrame(columns=["model", "attribute", "group", "reference", "metric", "difference", "ci_low",
     ...     "ci_high"]), pd.DataFrame(columns=["model", "user_attribute", "item_attribute", "item_group",
     ...     "browsing", "exposure_share", "catalogue_share"])).shape
-    (0, 10)
+    (0, 15)
     """
-    return pd.concat([ratio_checks(group_metrics, gaps, thresholds), exposure_checks(item_exposure, thresholds)],
-                     ignore_index=True)
+    parts = [ratio_checks(group_metrics, gaps, thresholds), exposure_checks(item_exposure, thresholds),
+             relative_gap_checks(group_metrics, gaps, thresholds), catalogue_checks(group_metrics, thresholds)]
+    return pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
 
 
 def check_counts(checks: pd.DataFrame) -> pd.DataFrame:
@@ -203,40 +318,3 @@ def by_severity(checks: pd.DataFrame) -> pd.DataFrame:
     order = checks["status"].map(SEVERITY)
     return (checks.assign(_severity=order).sort_values(["_severity", "model", "check", "attribute"], kind="stable")
             .drop(columns="_severity").reset_index(drop=True))
-
-
-def largest_gap_sentences(group_metrics: pd.DataFrame, gaps: pd.DataFrame, *, k: int = 10, top: int = 5,
-                          alpha: float = 0.05, metrics: tuple[str, ...] = RATIO_METRICS) -> list[str]:
-    """The ``top`` largest accuracy gaps vs the rest of users, as plain sentences with their CIs.
-
-    Significant gaps (BH-adjusted p < alpha) come first, then by absolute difference. A non-significant gap
-    smaller than its minimum detectable gap (``mdg`` of ``gaps.csv``, 80 % power) says it is too small to tell.
-
-    >>> gm = pd.DataFrame({"model": "m", "attribute": "g", "group": ["F"], "metric": "ndcg", "value": [.2]})
-    >>> gaps = pd.DataFrame({"model": "m", "attribute": "g", "group": "F", "reference": "rest",
-    ...     "metric": "ndcg", "difference": [-.1], "ci_low": [-.15], "ci_high": [-.05], "p_adjusted": [.01]})
-    >>> print(largest_gap_sentences(gm, gaps)[0])
-    Model m: NDCG@10 for g = F is 0.200, 0.100 lower than for the rest of users (difference -0.100, 95% CI [-0.150, -0.050]; BH-adjusted p = 0.01, significant).
-    """
-    rows = gaps[(gaps["reference"] == "rest") & gaps["metric"].isin(metrics)].copy()
-    if rows.empty:
-        return []
-    rows["significant"] = rows["p_adjusted"] < alpha
-    rows["size"] = rows["difference"].abs()
-    rows = rows.sort_values(["significant", "size"], ascending=False, kind="stable").head(top)
-    values = group_metrics.set_index(["model", "attribute", "group", "metric"])["value"]
-    sentences = []
-    for row in rows.itertuples(index=False):
-        value = values.get((row.model, row.attribute, row.group, row.metric), np.nan)
-        side = "lower" if row.difference < 0 else "higher"
-        verdict = "significant" if row.significant else "not significant"
-        mdg = getattr(row, "mdg", np.nan)  # folders written before gaps.csv had mdg: no power statement
-        if not row.significant and np.isfinite(mdg) and abs(row.difference) < mdg:
-            verdict += f"; too small to tell: gaps under {format_number(mdg)} are not detectable at this group size"
-        sentences.append(
-            f"Model {row.model}: {metric_label(row.metric, k)} for {row.attribute} = {row.group} is "
-            f"{format_number(value)}, {format_number(abs(row.difference))} {side} than for the rest of users "
-            f"(difference {format_number(row.difference)}, 95% CI [{format_number(row.ci_low)}, "
-            f"{format_number(row.ci_high)}]; BH-adjusted p = {row.p_adjusted:.2g}, {verdict})."
-        )
-    return sentences

@@ -24,11 +24,14 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
 
 from fairaudit.data import replacing_folder
+from fairaudit.data._synth import SAMPLE_DIR
+from fairaudit.workspace._catalogue import model_name, settings_name
 from fairaudit.workspace._uploads import MAX_UNZIPPED_BYTES, unpack_zip
 
 ENV_VAR = "FAIRAUDIT_WORKSPACE"
@@ -45,6 +48,11 @@ NOT_A_MODEL_FOLDER = (
 )
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Ready models of the bundled sample (safetensors + JSON config), listed for the sample's data.
+SAMPLE_MODELS_DIR = SAMPLE_DIR / "models"
+#: File in a model folder with what the dashboard knows beyond ``config.json`` (data name, settings,
+#: fit time); ``load_model`` ignores it.
+MODEL_INFO = "dashboard.json"
 
 
 def new_session_id() -> str:
@@ -77,24 +85,51 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def write_model_info(folder: str | Path, info: Mapping[str, Any]) -> None:
+    """Record what the dashboard knows about a saved model (``dashboard.json``: data name, settings,
+    fit seconds, training time) next to its ``config.json``."""
+    _write_text(Path(folder) / MODEL_INFO, json.dumps(dict(info), default=str, sort_keys=True))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _settings(kind: str, params: Mapping[str, Any]) -> str:
+    try:
+        return settings_name(kind, params)
+    except (TypeError, ValueError, KeyError):  # a kind that needs more to build (a re-ranker's base)
+        return "custom"
+
+
 @dataclass(frozen=True)
 class SavedModel:
-    """A model folder found in the workspace, described from its ``config.json`` alone."""
+    """A model folder found in the workspace, described from its ``config.json`` and ``dashboard.json``."""
 
     path: Path
     kind: str
     params: dict
     data_fingerprint: str
     saved_at: float
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """Short name shown in the dashboard and used as the model name in audits.
+        """Readable name shown in the dashboard and used as the model name in audits: kind and settings
+        (a preset's name or the changed parameters), data, and training time (``bundled`` for the sample's).
 
-        >>> SavedModel(Path("models/mf-3f2a9c-1b2c3d4e"), "mf", {}, "3f2a9c", 0.0).label
-        'mf-1b2c3d4e'
+        >>> SavedModel(Path("models/mf-3f2a9c-1b2c3d4e"), "mf", {}, "3f2a9c", 0.0, {"data_name": "plays.csv",
+        ...            "trained_at": 0.0}).label.startswith("mf-standard · plays.csv · ")
+        True
+        >>> SavedModel(Path("x"), "popularity", {}, "f", 0.0, {"data_name": "sample_data", "bundled": True}).label
+        'popularity-standard · sample_data · bundled'
         """
-        return f"{self.kind}-{self.path.name.rsplit('-', 1)[-1]}"
+        settings = str(self.info.get("settings") or _settings(self.kind, self.params))
+        name = model_name(self.kind, settings, str(self.info.get("data_name", "")),
+                          None if self.info.get("bundled") else float(self.info.get("trained_at", self.saved_at)))
+        return f"{name} · bundled" if self.info.get("bundled") else name
 
 
 @dataclass(frozen=True)
@@ -108,6 +143,8 @@ class Workspace:
 
     root: Path
     session_days: float = DEFAULT_SESSION_DAYS
+    #: Read-only folders of ready models listed with the workspace's own (the sample's).
+    bundled: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Workspace":
@@ -125,7 +162,7 @@ class Workspace:
             days = float("nan")
         if not days >= 0:
             raise ValueError(BAD_SESSION_DAYS.format(SESSION_DAYS_VAR, text))
-        return cls(Path(environ.get(ENV_VAR) or DEFAULT_ROOT).resolve(), days)
+        return cls(Path(environ.get(ENV_VAR) or DEFAULT_ROOT).resolve(), days, (SAMPLE_MODELS_DIR,))
 
     def prune_sessions(self, *, now: float | None = None) -> list[Path]:
         """Delete the session folders nothing was written to for ``session_days`` days; returns them.
@@ -211,7 +248,8 @@ class Workspace:
         Folders without a readable ``config.json`` are skipped (``load_model`` explains them).
         """
         found = []
-        for config_path in self.models_dir.glob("*/config.json"):
+        configs = [*self.models_dir.glob("*/config.json"), *(p for b in self.bundled for p in b.glob("*/config.json"))]
+        for config_path in configs:
             if config_path.parent.name.startswith("."):  # a folder being written (.<name>.tmp-*) or swapped out
                 continue
             try:
@@ -220,16 +258,29 @@ class Workspace:
                 continue
             if data_fingerprint is not None and config.get("data_fingerprint") != data_fingerprint:
                 continue
+            try:
+                info = json.loads((config_path.parent / MODEL_INFO).read_text())
+            except (OSError, ValueError):
+                info = {}
+            info = info if isinstance(info, dict) else {}
             found.append(
                 SavedModel(
                     path=config_path.parent,
                     kind=str(config.get("kind", "?")),
                     params=dict(config.get("params", {})),
                     data_fingerprint=str(config.get("data_fingerprint", "")),
-                    saved_at=config_path.stat().st_mtime,
+                    saved_at=0.0 if info.get("bundled") else config_path.stat().st_mtime,
+                    info=info,
                 )
             )
-        return sorted(found, key=lambda m: m.saved_at, reverse=True)
+        found.sort(key=lambda m: (m.saved_at, m.kind == "llm"), reverse=True)  # among the bundled: the LLM first
+        labels = [m.label for m in found]
+        return [  # a label shared by two folders gets the folder's name, so every label is unique
+            replace(m, info={**m.info, "settings": f"{m.info.get('settings') or _settings(m.kind, m.params)}"
+                                                  f"-{m.path.name.rsplit('-', 1)[-1]}"})
+            if labels.count(m.label) > 1 else m
+            for m in found
+        ]
 
     def save_upload(self, session_id: str, name: str, content: bytes, *, folder: str = "uploads") -> Path:
         """Write an uploaded file into the session's ``folder``; returns its path."""
@@ -252,6 +303,49 @@ class Workspace:
         target = self.session_dir(session_id) / "uploads" / f"zip-{uuid.uuid4().hex[:8]}"
         return unpack_zip(name, content, target, max_bytes=max_bytes)
 
+    def save_movielens(self, session_id: str, files: Mapping[str, bytes]) -> Path:
+        """Write raw MovieLens files (``u.data``, ``u.user``, ``u.item`` ...) into a fresh session folder
+        that loads like the unpacked release; returns the folder."""
+        digest = hashlib.sha256(b"".join(files[name] for name in sorted(files))).hexdigest()[:10]
+        target = self.session_dir(session_id) / "uploads" / f"movielens-{digest}"
+        target.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (target / safe_filename(name)).write_bytes(content)
+        return target
+
+    def save_datasets(self, session_id: str, datasets: Mapping[str, Mapping[str, Any]]) -> None:
+        """Remember the session's uploaded datasets (label -> ``DataSource.to_dict()``), so a reload of
+        the page, which starts a new browser session on the same session id, lists them again."""
+        folder = self.session_dir(session_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_text(folder / "datasets.json", json.dumps({k: dict(v) for k, v in datasets.items()}, sort_keys=True))
+
+    def load_datasets(self, session_id: str) -> dict[str, dict]:
+        """The datasets :meth:`save_datasets` remembered whose files are still in the session's folder.
+
+        >>> import tempfile
+        >>> ws, sid = Workspace(Path(tempfile.mkdtemp())), new_session_id()
+        >>> path = ws.save_upload(sid, "plays.csv", b"user_id,item_id\\n1,2\\n")
+        >>> ws.save_datasets(sid, {"upload · plays.csv": {"source": "files", "files": {"interactions": str(path)}},
+        ...                        "gone": {"source": "folder", "path": "/etc"}})
+        >>> list(ws.load_datasets(sid))
+        ['upload · plays.csv']
+        """
+        folder = self.session_dir(session_id)
+        try:
+            records = json.loads((folder / "datasets.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        kept = {}
+        for label, record in (records.items() if isinstance(records, dict) else ()):
+            if not isinstance(record, dict):
+                continue
+            paths = [record.get("path") or "", *dict(record.get("files") or {}).values()]
+            paths = [Path(p).resolve() for p in paths if p]
+            if paths and all(folder.resolve() in p.parents and p.exists() for p in paths):
+                kept[str(label)] = record
+        return kept
+
     def audit_dir(self, session_id: str, audit_id: str) -> Path:
         """Folder for one of the session's audits."""
         return self.session_dir(session_id) / "audits" / safe_filename(audit_id)
@@ -266,3 +360,77 @@ def _last_write(folder: Path) -> float:
         except FileNotFoundError:
             continue
     return max(times, default=0.0)
+
+
+#: The sample's ready models: kind -> preset (the quick LLM already beats popularity on the sample).
+SAMPLE_MODELS = {"popularity": "standard", "llm": "quick"}
+
+
+def write_sample_models(out: str | Path = SAMPLE_MODELS_DIR) -> list[Path]:
+    """Train the bundled sample's ready models (:data:`SAMPLE_MODELS`, the dashboard's split) into ``out``.
+
+    The dashboard lists them for the sample, so its first screen has an audit without training.
+    Re-run after a change to a model's saved format:
+    ``python -c "from fairaudit.workspace import write_sample_models; write_sample_models()"``.
+    """
+    import torch
+
+    from fairaudit.data import load_sample, make_split
+    from fairaudit.models import create_model
+    from fairaudit.workspace._catalogue import preset_params
+
+    torch.set_num_threads(1)  # deterministic and friendly to a shared machine
+    dataset = load_sample()
+    split = make_split(dataset, "random", seed=0)
+    written = []
+    for kind, preset in SAMPLE_MODELS.items():
+        model = create_model(kind, **preset_params(kind, preset))
+        start = time.perf_counter()
+        model.fit(dataset, split)
+        fit_s = time.perf_counter() - start
+        folder = Path(out) / f"{kind}-{preset}"
+        model.save(folder, overwrite=True)
+        write_model_info(folder, {"data_name": dataset.name, "settings": preset, "fit_s": round(fit_s, 2),
+                                  "bundled": True})  # fmt: skip
+        written.append(folder)
+    return written
+
+
+#: Audits of the bundled sample's ready models, so the first screen needs no computing.
+SAMPLE_AUDITS_DIR = SAMPLE_DIR / "audits"
+#: Packages whose code decides an audit's numbers; their source is part of every audit-cache key.
+_AUDIT_CODE = ("audit", "metrics", "compare.py", "explain", "service.py", "data", "models")
+
+
+@lru_cache(maxsize=1)
+def audit_code_fingerprint() -> str:
+    """Hash of the source that computes an audit: a cached audit is only reused by the same code.
+
+    >>> len(audit_code_fingerprint())
+    16
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for part in _AUDIT_CODE:
+        for path in sorted((package / part).rglob("*.py")) if (package / part).is_dir() else [package / part]:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def audit_cache_key(data_fingerprint: str, models: Sequence[tuple[str, str]], config: Mapping[str, Any]) -> str:
+    """Key of one audit: data, models (label, weights checksum), configuration and the auditing code.
+
+    >>> audit_cache_key("d", [("m", "abc")], {"k": 10}) == audit_cache_key("d", [("m", "abc")], {"k": 10})
+    True
+    """
+    text = json.dumps([data_fingerprint, [list(m) for m in models], dict(config), audit_code_fingerprint()],
+                      sort_keys=True, default=str)  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cached_audit_dir(workspace: Workspace, key: str) -> Path | None:
+    """The folder of an audit computed before with this key (the workspace's, else the sample's); ``None``."""
+    for folder in (workspace.root / "audit_cache" / key, SAMPLE_AUDITS_DIR / key):
+        if (folder / "audit.json").is_file():
+            return folder
+    return None
