@@ -92,6 +92,9 @@ THRESHOLD_BOUNDS: dict[str, dict[str, float]] = {
     "min_ratio": {"ge": 0, "le": 1},
     "max_exposure_diff": {"ge": 0, "le": 1},
     "alpha": {"gt": 0, "lt": 1},
+    "max_relative_gap": {"gt": 0, "le": 1},
+    "max_gini": {"gt": 0, "le": 1},
+    "min_coverage": {"gt": 0, "le": 1},
 }
 
 

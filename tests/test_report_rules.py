@@ -171,3 +171,19 @@ def test_new_thresholds_are_validated_and_printed():
     assert str(err.value) == _BAD_THRESHOLD.format("max_gini", 1.5, "a number in (0, 1]")
     text = " ".join(Thresholds(max_relative_gap=0.3, max_gini=0.8, min_coverage=0.25).rules())
     assert "+/-0.3" in text and "at most 0.8" in text and "at least 0.25" in text
+
+
+def test_report_cli_and_audit_config_take_every_threshold(monkeypatch, tmp_path):
+    """Each Thresholds field is a `report` option and a bounded key of an audit configuration."""
+    from dataclasses import fields
+
+    import fairaudit.report as report
+    from fairaudit.cli import main
+    from fairaudit.pipeline import THRESHOLD_BOUNDS
+
+    assert set(THRESHOLD_BOUNDS) == {f.name for f in fields(Thresholds)}
+    seen = {}
+    monkeypatch.setattr(report, "build_report", lambda *a, thresholds, **k: seen.setdefault("t", thresholds) and "x")
+    assert main(["report", "--audit", str(tmp_path), "--out", str(tmp_path / "a.pdf"), "--max-gini", "0.5",
+                 "--min-coverage", "0.3", "--max-relative-gap", "0.25"]) == 0
+    assert (seen["t"].max_gini, seen["t"].min_coverage, seen["t"].max_relative_gap) == (0.5, 0.3, 0.25)

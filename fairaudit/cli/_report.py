@@ -21,7 +21,7 @@ Example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fairaudit.cli._options import iso_date, probability, unit_interval
-    from fairaudit.report import PAPERS
+    from fairaudit.report import PAPERS, Thresholds
 
     parser.add_argument("--audit", required=True, metavar="AUDIT_DIR", help="audit folder")
     parser.add_argument("--out", required=True, metavar="PDF", help="output PDF path")
@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-exposure-diff", type=unit_interval, default=0.1,
                         help="largest |exposure share - catalogue share| of an item group (0.1)")
     parser.add_argument("--alpha", type=probability, default=0.05, help="significance level of BH-adjusted gaps (0.05)")
+    parser.add_argument("--max-relative-gap", type=unit_interval, default=Thresholds.max_relative_gap,
+                        help="largest diversity/coverage/novelty/calibration gap as a share of the reference (%(default)s)")
+    parser.add_argument("--max-gini", type=unit_interval, default=Thresholds.max_gini,
+                        help="largest Gini of item exposure (%(default)s)")
+    parser.add_argument("--min-coverage", type=unit_interval, default=Thresholds.min_coverage,
+                        help="least share of the catalogue recommended to anyone (%(default)s)")
     parser.add_argument("--date", type=iso_date, default=None, help="report date YYYY-MM-DD (default today, UTC)")
     parser.add_argument("--no-charts", action="store_true", help="text and tables only (no Chromium needed)")
 
@@ -39,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fairaudit.report import Thresholds, build_report
 
-    thresholds = Thresholds(min_ratio=args.min_ratio, max_exposure_diff=args.max_exposure_diff, alpha=args.alpha)
+    thresholds = Thresholds(min_ratio=args.min_ratio, max_exposure_diff=args.max_exposure_diff, alpha=args.alpha,
+                            max_relative_gap=args.max_relative_gap, max_gini=args.max_gini,
+                            min_coverage=args.min_coverage)
     out = build_report(args.audit, args.out, organisation=args.organisation, title=args.title,
                        thresholds=thresholds, paper=args.paper, date=args.date, charts=not args.no_charts)
     print(f"wrote {out}")
