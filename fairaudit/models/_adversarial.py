@@ -92,11 +92,18 @@ def model_vectors(model: Recommender) -> Vectors:
     return Vectors(users, items, torch.zeros(len(items)))
 
 
-def softmax_ranking_loss(logits: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over users with targets of ``-mean_{i in targets} log softmax(logits)_i`` (excluded items masked).
+def softmax_ranking_terms(
+    logits: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The softmax ranking loss and its parts: ``(loss, log-probabilities, per-user losses)``.
 
-    >>> round(float(softmax_ranking_loss(torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]]))), 4)  # log 4
-    1.3863
+    Per user, ``-mean_{i in targets} log softmax(logits)_i`` with excluded items masked; the loss is the
+    mean over users with targets (a zero that keeps the graph when none has). The LLM recommender
+    trains on it (its fairness terms read the parts) and the attacks maximise it.
+
+    >>> loss, logp, per_user = softmax_ranking_terms(torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]]))
+    >>> round(float(loss), 4), tuple(logp.shape), round(float(per_user[0]), 4)  # log 4
+    (1.3863, (1, 4), 1.3863)
     """
     logits = logits.float()
     if excluded is not None:
@@ -105,7 +112,17 @@ def softmax_ranking_loss(logits: torch.Tensor, targets: torch.Tensor, excluded: 
     n_targets = targets.sum(1)
     per_user = -(logp * targets).sum(1) / n_targets.clamp_min(1)
     rows = n_targets > 0
-    return per_user[rows].mean() if bool(rows.any()) else logp.sum() * 0.0
+    loss = per_user[rows].mean() if bool(rows.any()) else logp.sum() * 0.0
+    return loss, logp, per_user
+
+
+def softmax_ranking_loss(logits: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over users with targets of ``-mean_{i in targets} log softmax(logits)_i`` (excluded items masked).
+
+    >>> round(float(softmax_ranking_loss(torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]]))), 4)  # log 4
+    1.3863
+    """
+    return softmax_ranking_terms(logits, targets, excluded)[0]
 
 
 def _unit_rows(gradient: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ from fairaudit.data import UNKNOWN, Dataset, Split
 from fairaudit.models._base import Progress, ProgressCallback, Recommender, carry_rows, register, resolve_device
 from fairaudit.models._encoder import TextEncoder, get_encoder, item_texts
 from fairaudit.models._losses import AdversaryObjective, FairnessKind, FairnessRegulariser
-from fairaudit.models._adversarial import apr_loss
+from fairaudit.models._adversarial import apr_loss, softmax_ranking_terms
 from fairaudit.models._validation import (
     VALIDATION_FRACTION, EarlyStopping, Holdout, check_validation_settings, stopped_message,
 )  # fmt: skip
@@ -433,11 +433,9 @@ class LLMRecommender(Recommender):
                         candidates = torch.nonzero(held.any(0)).squeeze(1)
                         targets, excluded = held[:, candidates], inputs[:, candidates] > 0
                         logits = user @ vec[candidates].T + bias[candidates] - log_q[candidates]
-                    logp = torch.log_softmax(logits.float().masked_fill(excluded, -1e9), dim=1)
-                    n_held = targets.sum(1)
-                    per_user = -(logp * targets).sum(1) / n_held.clamp_min(1)
                     # The training loss, composed here only: recommendation loss + optional terms.
-                    loss = per_user[n_held > 0].mean() if bool((n_held > 0).any()) else logp.sum() * 0.0
+                    loss, logp, per_user = softmax_ranking_terms(logits, targets, excluded)
+                    n_held = targets.sum(1)
                     if self.adv_weight > 0 and self.adv_epsilon > 0:  # APR adversarial training (_adversarial.py)
                         loss = loss + self.adv_weight * apr_loss(
                             user, vec[candidates], logits, targets.float(), excluded, self.adv_epsilon
