@@ -210,21 +210,16 @@ def poisson_report(values, labels, *, rounds: int, seed: int, key: str = "", con
 def null_rates(reps: int, rounds: int):
     """False-positive rates of both engines' gap tests on label-shuffled sample data (``bench/_calibration.py``)."""
     from bench._calibration import null_gap_rates, rates_frame
-    from bench.bench_statistics import ATTRIBUTES, METRICS, _audited
-    from fairaudit.audit import LOWER_IS_BETTER, attribute_groups
+    from bench.bench_statistics import HIGHER_IS_BETTER, _audited, attribute_labels
     from fairaudit.data import load_sample
     from fairaudit.metrics import SliceReport
 
     pop, _, users = _audited(load_sample())
-    higher = {m: m not in LOWER_IS_BETTER for m in METRICS}
     rates = []
-    for label, spec in ATTRIBUTES:
-        if not all(part in users.columns for part in spec.split("*")):
-            continue
-        labels = attribute_groups(users, spec).reindex(pop.index)
+    for label, spec, labels in attribute_labels(users, pop.index):
         for engine, make in (("pandas", SliceReport), ("spark", poisson_report)):
             rates += null_gap_rates(pop, labels, reps=reps, rounds=rounds, seed=1, name=f"{engine}: {label} ({spec})",
-                                    higher_is_better=higher, make_report=make)  # fmt: skip
+                                    higher_is_better=HIGHER_IS_BETTER, make_report=make)  # fmt: skip
     return rates_frame(rates)
 
 

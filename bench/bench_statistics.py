@@ -40,6 +40,16 @@ METRICS = ["ndcg", "hit_rate"]
 ATTRIBUTES = (("two groups", "gender"), ("intersection", "gender*age_band"), ("many groups", "occupation"),
               ("activity", "activity"))  # fmt: skip
 
+#: Which direction is better for each of METRICS (the gap tests rank groups by it).
+HIGHER_IS_BETTER = {m: m not in LOWER_IS_BETTER for m in METRICS}
+
+
+def attribute_labels(users: pd.DataFrame, index: pd.Index):
+    """``(label, spec, group of each user in index)`` for every ATTRIBUTES entry whose columns ``users`` has."""
+    for label, spec in ATTRIBUTES:
+        if all(part in users.columns for part in spec.split("*")):
+            yield label, spec, attribute_groups(users, spec).reindex(index)
+
 
 def _audited(dataset) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per-user metrics of popularity and item-kNN (one audit), and the users table (train-derived)."""
@@ -54,14 +64,10 @@ def _audited(dataset) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def _null_table(name: str, dataset, seeds: int, rounds: int) -> tuple[pd.DataFrame, np.ndarray]:
     pop, knn, users = _audited(dataset)
-    higher = {m: m not in LOWER_IS_BETTER for m in METRICS}
     rates = []
-    for label, spec in ATTRIBUTES:
-        if not all(part in users.columns for part in spec.split("*")):
-            continue
-        labels = attribute_groups(users, spec).reindex(pop.index)
+    for label, spec, labels in attribute_labels(users, pop.index):
         rates += null_gap_rates(pop, labels, reps=seeds, rounds=rounds, seed=1, name=f"{name} {label} ({spec})",
-                                higher_is_better=higher, legacy=label == "two groups")  # fmt: skip
+                                higher_is_better=HIGHER_IS_BETTER, legacy=label == "two groups")  # fmt: skip
     labels = attribute_groups(users, "age_band" if "age_band" in users else "gender").reindex(pop.index)
     rates += null_comparison_rates(pop, knn, labels, reps=seeds // 2, rounds=rounds, seed=2, name=name)
     return rates_frame(rates), pop["ndcg"].dropna().to_numpy()
