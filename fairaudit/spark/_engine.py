@@ -48,6 +48,7 @@ from fairaudit.audit import (
     DEFAULT_INTERSECTIONS,
     FDR_FAMILIES,
     INTERSECTION_SEP,
+    TABLES,
     USER_METRICS,
     AuditConfig,
     AuditResult,
@@ -695,17 +696,10 @@ def run_spark_audit(
         result = AuditResult(
             recommendations=staging / "recommendations.parquet",
             user_metrics=staging / "user_metrics.parquet",
-            group_metrics=pd.concat(group_rows, ignore_index=True)[
-                ["model", "attribute", "group", "metric", "value", "ci_low", "ci_high", "n_users", "flagged"]
-            ],
-            gaps=gaps[
-                ["model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
-                 "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdg"]
-            ],  # fmt: skip
-            item_exposure=exposure[
-                ["model", "user_attribute", "user_group", "item_attribute", "item_group", "browsing",
-                 "exposure_share", "catalogue_share", "relevance_share"]
-            ],  # fmt: skip
+            # Columns in the audit folder's contract order (the table schemas).
+            group_metrics=pd.concat(group_rows, ignore_index=True)[list(TABLES["group_metrics"].columns)],
+            gaps=gaps[list(TABLES["gaps"].columns)],
+            item_exposure=exposure[list(TABLES["item_exposure"].columns)],
             meta=meta,
         )
         result.write(out, overwrite=overwrite)
