@@ -32,6 +32,8 @@ PAGES = {
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
         st.Page("pages/dynamics.py", title="Dynamics", icon=":material/timeline:"),
+        st.Page("pages/privacy.py", title="Privacy", icon=":material/lock:"),
+        st.Page("pages/profiles.py", title="Profiles", icon=":material/badge:"),
     ],
     "Share": [st.Page("pages/report.py", title="Report", icon=":material/picture_as_pdf:")],
 }

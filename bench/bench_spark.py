@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES), help="list rows per size (none: skip the audits)")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--folder", default=None, help="where the synthetic logs go (default: a temporary folder)")
+    parser.add_argument("--spark-timeout", type=float, default=7200.0, help="seconds one Spark audit may take")
     parser.add_argument("--pandas-timeout", type=float, default=1800.0)
     parser.add_argument("--pandas-memory-gb", type=float, default=12.0)
     parser.add_argument("--skip-pandas-above", type=int, default=10_000_000, help="list rows above which pandas is not tried")
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if "failed" in generated:
             print(f"| {n_rows:,} | generation failed: {generated['failed']} |")
             continue
-        spark = _measure(["--one", "spark", *common], timeout=7200)
+        spark = _measure(["--one", "spark", *common], timeout=args.spark_timeout)
         print(_row(n_rows, "spark", spark), flush=True)
         pandas = {"failed": "not tried (above --skip-pandas-above)"}
         if n_rows <= args.skip_pandas_above:

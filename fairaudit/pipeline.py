@@ -80,6 +80,7 @@ MODEL_PARAM_BOUNDS: dict[str, dict[str, float]] = {
     "validation_fraction": {"gt": 0, "le": 0.5},
     "weight_averaging": {"ge": 0, "lt": 1},
     "learning_rate": {"gt": 0},
+    "text_half_life_days": {"gt": 0},
 }
 #: Allowed ranges of split parameters (``split.params``) in configurations.
 SPLIT_PARAM_BOUNDS: dict[str, dict[str, float]] = {

@@ -488,7 +488,7 @@ _GOAL_WORDS = {"zero": "closer to 0 is better", "low": "lower is better", "high"
 def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
     """A mitigation sweep's accuracy against its target metric, the Pareto front highlighted.
 
-    One marker per strength (labelled ``λ=<strength>``) with 95% CI bars on both axes; the points
+    One marker per strength (labelled ``λ=<strength>``, ``ε=<epsilon>`` for a privacy sweep) with 95% CI bars on both axes; the points
     no other point beats on both accuracy and the target (:func:`fairaudit.metrics.pareto_front`
     with the sweep's ``target_goal``) are coloured and joined, the dominated ones are grey.
 
@@ -505,6 +505,7 @@ def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
     first = sweep.iloc[0]
     goal = str(first["target_goal"])
     front = pareto_front(sweep, "accuracy", "target", gap_goal=goal)
+    symbol = "ε" if first["mitigation"] == "privacy" else "λ"  # a privacy sweep's strength is the target epsilon
     fig = go.Figure()
     for name, rows, colour in (("Pareto front", sweep[front].sort_values("target"), MODEL_COLOURS[0]),
                                ("dominated", sweep[~front], DOMINATED)):
@@ -512,7 +513,7 @@ def pareto_chart(sweep: pd.DataFrame, *, k: int = 10) -> go.Figure:
             continue
         fig.add_trace(go.Scatter(
             x=rows["target"], y=rows["accuracy"], name=name, mode="lines+markers+text" if colour != DOMINATED
-            else "markers+text", text=[f"λ={s:g}" for s in rows["strength"]], textposition="top center",
+            else "markers+text", text=[f"{symbol}={s:g}" for s in rows["strength"]], textposition="top center",
             marker=dict(size=11, color=colour), line=dict(color=colour, dash="dot"),
             error_x=dict(type="data", symmetric=False, array=rows["target_ci_high"] - rows["target"],
                          arrayminus=rows["target"] - rows["target_ci_low"], color=colour),

@@ -26,25 +26,25 @@ from fairaudit.audit import (
     run_audit,
     write_audit,
 )
+from fairaudit._choices import IMPORTED_KINDS as IMPORTED_KINDS  # re-exported: kinds audited, never trained
+from fairaudit._choices import TRAINABLE_KINDS
 from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split, check_folder_target, load_dataset, load_sample, load_tables
 from fairaudit.explain import DEFAULT_PROBE_USERS, explain_audit
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import RERANK_KINDS, ImportedRecommender, Recommender, model_kinds
+from fairaudit.models import Recommender, model_kinds
 
 SourceKind = Literal["sample", "folder", "files"]
 #: Kinds of :class:`DataSource`: the bundled sample, a folder or file (``load_dataset``), uploaded tables.
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 #: Table roles of a ``"files"`` source; ``interactions`` is required.
-TABLE_ROLES = ("interactions", "users", "items")
+TABLE_ROLES = ("interactions", "users", "items", "texts")
 #: Row label of :func:`holdout_quality`'s means.
 HOLDOUT_LABEL = "mean over test users"
 
 _BAD_KIND = "Data source kind '{0}' is unknown; expected one of {1}"
 _NO_PATH = "Data source '{0}' records no {1} (written without paths); give the data again, e.g. --data PATH"
 _BAD_ROLE = "Uploaded table role '{0}' is unknown; expected some of {1} (interactions is required)"
-#: Kinds that hold lists made elsewhere: audited, never trained.
-IMPORTED_KINDS: tuple[str, ...] = (ImportedRecommender.kind,)
 _SPLIT_DIFFERS = (
     "Model '{0}' was trained on split {1} (fingerprint {2}), but the audit's ground truth is {3} (fingerprint {4}); "
     "audit it with the split it was trained on (drop --split/--test to use the model's split)"
@@ -118,8 +118,9 @@ class DataSource:
             if "interactions" not in paths:
                 raise ValueError(_NO_PATH.format(self.name or self.kind, "interactions file"))
             return load_tables(
-                paths["interactions"], paths.get("users"), paths.get("items"), mapping=mapping, name=self.name or None
-            )
+                paths["interactions"], paths.get("users"), paths.get("items"), texts=paths.get("texts"),
+                mapping=mapping, name=self.name or None,
+            )  # fmt: skip
         if not self.path:
             raise ValueError(_NO_PATH.format(self.name or self.kind, "path"))
         return load_dataset(self.path, mapping=mapping)
@@ -330,7 +331,7 @@ def trainable_kinds() -> tuple[str, ...]:
     >>> "imported" in trainable_kinds()
     False
     """
-    return tuple(kind for kind in model_kinds() if kind not in RERANK_KINDS and kind not in IMPORTED_KINDS)
+    return tuple(kind for kind in model_kinds() if kind in TRAINABLE_KINDS)
 
 
 def holdout_quality(model: Recommender, split: Split, *, k: int = 10) -> pd.Series:

@@ -23,17 +23,13 @@ from fairaudit.audit import (
 from fairaudit.compare import compare_models
 from fairaudit.data import UNKNOWN, Dataset, Split, check_folder_target, write_csv
 from fairaudit.metrics import GapGoal, SliceReport, accuracy_metrics, exposure_shares, item_groups
-from fairaudit.models import (
-    FAIRNESS_KINDS, RERANK_KINDS, Recommender, attacked_model, attribute_recovery, create_model,
-)  # fmt: skip
+from fairaudit._choices import DEFAULT_EPSILONS, MITIGATIONS, PRIVACY_MITIGATIONS, RERANK_KINDS
+from fairaudit._choices import TRAINING_MITIGATIONS as TRAINING_MITIGATIONS  # re-exported: the in-training terms
+from fairaudit.models import Recommender, attacked_model, attribute_recovery, create_model, epsilon_spent, refuse_dp_kind
 
 Mitigation = Literal[
-    "rerank_exposure", "rerank_calibrated", "rerank_mmr", "difference", "exposure", "adversarial", "apr"
+    "rerank_exposure", "rerank_calibrated", "rerank_mmr", "difference", "exposure", "adversarial", "apr", "privacy"
 ]
-TRAINING_MITIGATIONS: tuple[str, ...] = tuple(k for k in FAIRNESS_KINDS if k != "none")
-#: Robustness defences trained into the LLM: APR adversarial training (strength = ``adv_weight``).
-ROBUSTNESS_MITIGATIONS: tuple[str, ...] = ("apr",)
-MITIGATIONS: tuple[str, ...] = (*RERANK_KINDS, *TRAINING_MITIGATIONS, *ROBUSTNESS_MITIGATIONS)
 #: Per-user column for APR: the accuracy metric of the list under a PGD attack of ``ATTACK_EPSILON``.
 ATTACKED_ACCURACY = "attacked_accuracy"
 #: Relative epsilon of the PGD attack every APR point is measured under (and APR's default training epsilon).
@@ -62,9 +58,10 @@ TARGETS: dict[str, tuple[str, GapGoal]] = {
     "difference": ("gap", "zero"),
     "adversarial": (RECOVERED, "low"),
     "apr": (ATTACKED_ACCURACY, "high"),
+    "privacy": ("gap", "zero"),
 }
 SWEEP_COLUMNS = (
-    "mitigation", "strength", "model", "accuracy_metric", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+    "mitigation", "strength", "model", "epsilon", "accuracy_metric", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
     "accuracy_cost", "accuracy_cost_ci_low", "accuracy_cost_ci_high",
     "gap_attribute", "gap_group", "gap", "gap_ci_low", "gap_ci_high",
     "exposure_attribute", "exposure_group", "exposure_gap", "exposure_gap_ci_low", "exposure_gap_ci_high",
@@ -112,7 +109,8 @@ def build_point(
 
     Re-rankers wrap ``model`` (fitted once and shared by all points) with ``rerank_params``
     (e.g. ``{"n_candidates": 50, "embedding": "genres"}``); in-training mitigations re-create
-    ``model``'s kind and parameters with ``fairness=mitigation, fairness_weight=strength``.
+    ``model``'s kind and parameters with ``fairness=mitigation, fairness_weight=strength``; ``privacy``
+    re-creates it with ``dp_epsilon=strength`` (inf: the non-private twin) and no early stopping.
 
     >>> from fairaudit.models import create_model
     >>> build_point("rerank_mmr", 0.5, create_model("popularity"), attribute="gender", item_attribute="provider").kind
@@ -122,6 +120,11 @@ def build_point(
         extra = {"attribute": item_attribute} if mitigation == "rerank_exposure" else {}
         return create_model(mitigation, base=model, strength=strength, **{**extra, **dict(rerank_params or {})})
     params = model.get_params()
+    if mitigation in PRIVACY_MITIGATIONS:
+        if "dp_epsilon" not in params:
+            raise refuse_dp_kind(model.kind)
+        params.update(dp_epsilon=None if np.isinf(strength) else strength, patience=None)
+        return create_model(model.kind, **params)
     if mitigation == "apr":
         if "adv_weight" not in params:
             raise ValueError(_NOT_MITIGABLE.format(model.kind, mitigation))
@@ -215,7 +218,7 @@ def run_sweep(
     split: Split,
     *,
     mitigation: Mitigation,
-    strengths: Sequence[float] = DEFAULT_STRENGTHS,
+    strengths: Sequence[float] | None = None,
     model: Recommender | None = None,
     model_kind: str | None = None,
     model_params: Mapping[str, Any] | None = None,
@@ -241,9 +244,13 @@ def run_sweep(
         Data and split; every point is trained (or wrapped) and audited on them.
     mitigation : str
         One of :data:`MITIGATIONS`: a re-ranker kind (strength in [0, 1]) or an in-training
-        fairness term of the LLM recommender (strength = its weight lambda >= 0).
-    strengths : sequence of float
-        Grid; the lowest value is the reference point of the paired comparisons.
+        fairness term of the LLM recommender (strength = its weight lambda >= 0), ``apr``, or
+        ``privacy``: DP-SGD training of the LLM (strength = the target epsilon; the table's ``epsilon``
+        column holds the epsilon each point spent, inf for a point trained without DP).
+    strengths : sequence of float, optional
+        Grid (default :data:`DEFAULT_STRENGTHS`; for ``privacy`` the target epsilons
+        :data:`~fairaudit._choices.DEFAULT_EPSILONS`, inf = trained without DP); the lowest value (for
+        ``privacy`` the largest epsilon) is the reference point of the paired comparisons.
     model : Recommender, optional
         For re-rankers the model to wrap (fitted once if needed); for in-training terms a
         template whose kind and parameters are re-used. Default: ``create_model(model_kind,
@@ -285,7 +292,10 @@ def run_sweep(
     """
     if mitigation not in MITIGATIONS:
         raise ValueError(_BAD_MITIGATION.format(MITIGATIONS, mitigation))
-    strengths = sorted(float(s) for s in strengths)
+    # The reference is the weakest point: the lowest strength, or for privacy the largest epsilon (inf: no DP).
+    if strengths is None:
+        strengths = DEFAULT_EPSILONS if mitigation in PRIVACY_MITIGATIONS else DEFAULT_STRENGTHS
+    strengths = sorted((float(s) for s in strengths), reverse=mitigation in PRIVACY_MITIGATIONS)
     if not strengths:
         raise ValueError(_NO_STRENGTHS)
     say = progress or (lambda _message: None)
@@ -352,7 +362,7 @@ def run_sweep(
     user_metrics = pd.concat(frames, ignore_index=True)
     compared = [metric, EXPOSURE_GAP] + ([target_metric] if target_metric not in ("gap", EXPOSURE_GAP) else [])
     rows = []
-    for strength, audit, (fit_s, audit_s), model_dir in zip(strengths, audits, timings, dirs):
+    for strength, point, audit, (fit_s, audit_s), model_dir in zip(strengths, points, audits, timings, dirs):
         name = point_name(mitigation, strength)
         per_user = user_metrics[user_metrics["model"] == name].set_index("user_id")
         overall = SliceReport(
@@ -378,7 +388,8 @@ def run_sweep(
             improvement = _change(table, ALL, ALL, "value", target_metric, goal=goal)
         rows.append(
             (
-                mitigation, strength, name, metric, acc["value"], acc["ci_low"], acc["ci_high"], *cost,
+                mitigation, strength, name, epsilon_spent(point), metric, acc["value"], acc["ci_low"],
+                acc["ci_high"], *cost,
                 attribute, group, *gap_values,
                 item_attribute, item_group, *overall.loc[EXPOSURE_GAP, ["value", "ci_low", "ci_high"]],
                 target_metric, goal, *target, *improvement,

@@ -3,9 +3,10 @@
 Only glue lives here: reading the session, calling ``fairaudit`` through Streamlit's caches
 and showing errors as messages. Everything computed comes from ``fairaudit``.
 
-Caching rules: datasets, splits and audit tables go through ``st.cache_data`` keyed by
-content (file paths inside the session's private folder, fingerprints, configs); fitted
-models through ``st.cache_resource`` keyed by folder and weights checksum. Unhashable
+Caching rules: datasets and splits go through ``st.cache_data`` keyed by content (file paths
+inside the session's private folder, fingerprints, configs); fitted models through
+``st.cache_resource`` keyed by folder and weights checksum; audits are computed by jobs in a worker
+process into folders keyed by content, read once through ``st.cache_resource``. Unhashable
 arguments carry a leading underscore and are always accompanied by a hashable key.
 """
 
@@ -23,7 +24,6 @@ from typing import Any, Iterator
 import pandas as pd
 import streamlit as st
 
-from fairaudit import service
 from fairaudit.audit import AuditConfig, AuditResult, default_attributes
 from fairaudit.data import DataError, Dataset, Split
 # MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
@@ -31,7 +31,16 @@ from fairaudit.metrics import MIN_GROUP_SIZE  # noqa: F401
 from fairaudit.models import ModelFolderError, Recommender, load_model
 from fairaudit.report import Findings, audit_findings, safe_csv
 from fairaudit.service import DataSource
-from fairaudit.workspace import Job, Workspace, audit_cache_key, cached_audit_dir, list_jobs, new_session_id
+from fairaudit.workspace import (
+    Job,
+    Workspace,
+    audit_cache_key,
+    cached_audit_dir,
+    find_job,
+    list_jobs,
+    new_session_id,
+    start_job,
+)
 
 SAMPLE_LABEL = "Sample data (bundled)"
 K_CHOICES = (5, 10, 20)
@@ -114,9 +123,11 @@ def remember_datasets() -> None:
     workspace().save_datasets(st.session_state["session_id"], datasets)
 
 
-def session_jobs() -> list[Job]:
-    """This session's jobs, newest first (kept in the workspace: they survive reloads)."""
-    return list_jobs(workspace().root, session=st.session_state["session_id"])
+def session_jobs(kind: str | None = "train") -> list[Job]:
+    """This session's jobs of ``kind`` (``None``: every kind), newest first (kept in the workspace: they survive
+    reloads)."""
+    jobs = list_jobs(workspace().root, session=st.session_state["session_id"])
+    return [job for job in jobs if kind is None or job.spec.get("job", "train") == kind]
 
 
 def content_hash(content: bytes) -> str:
@@ -295,6 +306,18 @@ def require_model() -> tuple[Dataset, str, Recommender]:
     return dataset, *chosen
 
 
+def require_model_label() -> tuple[Dataset, str]:
+    """The sidebar's dataset and model label, without loading the model (pages whose work runs in a job);
+    stops the page after saying what is missing."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.stop()
+    if st.session_state.get("model") not in available_models():
+        st.info(NO_MODEL_HINT)
+        st.stop()
+    return dataset, st.session_state["model"]
+
+
 def selected_model(dataset: Dataset) -> tuple[str, Recommender] | None:
     """(label, model) chosen in the sidebar; ``None`` after saying what to do."""
     models = available_models()
@@ -352,27 +375,50 @@ def selected_k() -> int:
     return int(st.session_state.get("k", DEFAULT_K))
 
 
+# ---- jobs (audits, sweeps, PDFs: in a worker process) ----------------------------------------
+#: Seconds between two looks at a running job's progress.
+POLL_S = 1.0
+
+
+def follow_job(job: Job, what: str, *, stop: bool = True) -> None:
+    """Draw ``job``'s progress (phase, n/N, time left) with a Cancel button, polling until it ends; then the
+    page runs again to show the result. ``stop``: stop the page meanwhile (nothing below needs the result)."""
+
+    def progress() -> None:
+        state = job.state()
+        if state.get("status", "running") != "running":
+            st.rerun()
+        total = state.get("total") or 0
+        fraction = min(state.get("done", 0) / total, 1.0) if total else 0.0
+        st.progress(fraction, text=f"{what}: {job.describe()}")
+        st.caption(f"Running in a worker process for {job.elapsed_s:.0f} s; the other pages stay usable meanwhile, and "
+                   "a reload of this page finds the job again.")
+        if st.button(f"Cancel the {what.lower()}", key=f"cancel_{job.id}"):
+            job.cancel()
+            st.rerun()
+
+    st.fragment(run_every=POLL_S)(progress)()
+    if stop:
+        st.stop()
+
+
+def unfinished(job: Job | None, what: str, *, say_failure: bool = True) -> bool:
+    """Whether ``job`` ended without success (cancelled or failed), after saying so (``say_failure=False``
+    leaves a failure's message to the caller)."""
+    if job is None or job.status not in ("cancelled", "failed"):
+        return False
+    if job.status == "cancelled":
+        st.warning(f"The {what.lower()} was stopped: {md(job.error)}.")
+    elif say_failure:
+        st.error(f"The {what.lower()} failed: {md(job.error)}")
+    return True
+
+
 # ---- audits --------------------------------------------------------------------------------
-@st.cache_data(show_spinner="Auditing: recommending, bootstrapping group statistics, item exposure…", max_entries=16)
-def _audit(
-    _dataset: Dataset, _models: dict[str, Recommender], data_fp: str, model_keys: tuple, config_json: str
-) -> AuditResult:
-    """Cached by data fingerprint, model folders + checksums and the full config (never by session); kept on
-    disk too (``audit_cache/`` of the workspace, or the sample's ready audits), so a restarted server or a
-    fresh install shows an audit it has computed before at once."""
-    key = audit_cache_key(data_fp, [(label, checksum) for label, _, checksum in model_keys], json.loads(config_json))
-    folder = cached_audit_dir(workspace(), key)
-    if folder is not None:
-        try:
-            return AuditResult.read(folder)
-        except (ValueError, OSError):  # unreadable (e.g. written by an older FairAudit): compute it again
-            pass
-    result = service.audit_models(_dataset, _models, AuditConfig.from_dict(json.loads(config_json)))
-    try:
-        result.write(workspace().root / "audit_cache" / key, overwrite=True)
-    except (ValueError, OSError):  # another session wrote it meanwhile: theirs is the same audit
-        pass
-    return result
+@st.cache_resource(max_entries=16)
+def _read_audit(folder: str) -> AuditResult:
+    """An audit folder, read once per server (an audit folder is never changed once written; no copy per run)."""
+    return AuditResult.read(folder)
 
 
 def audit_config(dataset: Dataset) -> AuditConfig:
@@ -389,21 +435,59 @@ def audit_config(dataset: Dataset) -> AuditConfig:
     )
 
 
-def audit_models(dataset: Dataset, labels: list[str]) -> AuditResult:
-    """Audit the models with sidebar ``labels`` (cached; raises ``ValueError`` for incompatible models)."""
+def audit_folder(dataset: Dataset, labels: list[str], *, stop: bool = True) -> Path | None:
+    """The folder of the audit of the models with sidebar ``labels``, computed by a job in a worker process.
+
+    The audit is keyed by data fingerprint, model folders + checksums and the full config (never by
+    session) and kept on disk (``audit_cache/`` of the workspace, or the sample's ready audits), so every
+    session and a restarted server find it at once. Otherwise an audit job (``fairaudit.service.audit_models``
+    in the worker) is started, or joined when another session runs the same one, and its progress drawn
+    with Cancel; the page stops until it ends (``stop=False``: ``None`` is returned instead). Raises
+    ``ValueError`` when the job failed (e.g. models trained on different splits).
+    """
     folders = available_models()
-    models = {label: model_at(folders[label], dataset) for label in labels}
-    keys = tuple((label, folders[label], weights_checksum(folders[label])) for label in labels)
-    config = audit_config(dataset)
-    return _audit(dataset, models, current_fingerprint(), keys, json.dumps(config.to_dict(), sort_keys=True))
+    models = [(label, folders[label]) for label in labels]
+    config = json.loads(json.dumps(audit_config(dataset).to_dict(), sort_keys=True))  # as the JSON the worker reads
+    key = audit_cache_key(current_fingerprint(), [(label, weights_checksum(path)) for label, path in models], config)
+    folder = cached_audit_dir(workspace(), key)
+    if folder is not None:
+        return folder
+    root = workspace().root
+    job = find_job(root, key)
+    again = unfinished(job, "Audit", say_failure=False) and st.button("Run the audit again", key=f"again_{key}")
+    if job is None or again or (job.status == "done" and cached_audit_dir(workspace(), key) is None):
+        job = start_job(root, "audit", {"data": current_source().to_dict(), "models": models, "config": config},
+                        out_dir=root / "audit_cache" / key, session=st.session_state["session_id"],
+                        label=f"audit of {', '.join(labels)}", key=key, threads=1)  # fmt: skip
+    folder = cached_audit_dir(workspace(), key)
+    if folder is not None:
+        return folder
+    if job.status == "running":
+        follow_job(job, "Audit", stop=stop)
+    elif job.status == "failed":
+        raise ValueError(job.error)
+    elif stop:
+        st.stop()  # cancelled: said above, with the button to run it again
+    return None
 
 
-@st.cache_data(show_spinner="Ranking the findings…", max_entries=16)
+def audit_models(dataset: Dataset, labels: list[str], *, stop: bool = True) -> AuditResult | None:
+    """The audit of the models with sidebar ``labels`` (see :func:`audit_folder`), read once per server."""
+    folder = audit_folder(dataset, labels, stop=stop)
+    return None if folder is None else read_audit(folder)
+
+
+def read_audit(folder: str | Path) -> AuditResult:
+    """The audit folder ``folder``, read once per server (no copy per run: results are never modified in place)."""
+    return _read_audit(str(folder))
+
+
+@st.cache_resource(show_spinner="Ranking the findings…", max_entries=16)
 def _findings(audit_id: str, _result: AuditResult) -> Findings:
     return audit_findings(_result)
 
 
 def findings(result: AuditResult) -> Findings:
-    """The audit's ranked findings with the PDF's verdicts (``fairaudit.report.audit_findings``), cached per audit id
-    (the id identifies data, models and configuration)."""
+    """The audit's ranked findings with the PDF's verdicts (``fairaudit.report.audit_findings``), computed once per
+    audit id (the id identifies data, models and configuration)."""
     return _findings(result.meta["audit_id"], result)

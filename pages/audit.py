@@ -1,7 +1,8 @@
 """Audit page: the ranked findings first (the PDF's verdicts), then metric cards with good/bad cues and
 charts by user group, gaps, exposure, diversity and calibration.
 
-The audit covers every attribute offered in the sidebar and is cached; choosing attributes,
+The audit runs as a job in a worker process (progress and Cancel drawn here while it runs; every
+session and a reload find the same job) and covers every attribute offered in the sidebar; choosing attributes,
 metrics or item groupings here only filters its tables (nothing is re-scored). The findings cover
 every audited attribute, as the PDF does, whatever the sidebar's selection.
 """
@@ -27,7 +28,7 @@ CUE_COLOUR = {"fail": "red", "attention": "orange", "pass": "green"}
 S.start_page()
 st.title("Audit")
 ss = st.session_state
-dataset, label, _ = S.require_model()
+dataset, label = S.require_model_label()  # the audit runs in a worker process: no model loaded here
 k = S.selected_k()
 attributes = S.selected_attributes(dataset)
 
@@ -84,7 +85,8 @@ else:
              for r in (shown if show_all else shown.head(TOP_FINDINGS)).itertuples()]
     st.markdown("\n".join(lines) or "No finding in this family.")
     st.download_button("Findings as CSV", S.csv_bytes(table), "findings.csv", mime="text/csv", key="csv_findings")
-    with st.expander("Every threshold check of this model (as in the PDF appendix)"):
+    # Drawn on request only: a data grid is the heaviest thing a fresh browser session would paint first.
+    if st.toggle("Every threshold check of this model (as in the PDF appendix)", key="findings_checks"):
         checks = by_severity(findings.checks)[["status", "check", "subject", "metric", "estimate", "ci_low", "ci_high",
                                                "threshold"]]
         st.dataframe(checks, hide_index=True)

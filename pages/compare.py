@@ -1,21 +1,20 @@
 """Compare page: two or more models on the same data and split — paired-bootstrap differences,
 the accuracy-vs-gap trade-off and plain-sentence verdicts — and a mitigation sweep over the sidebar's
-model, drawn as a Pareto plot, whose points can be saved as candidate models."""
+model, drawn as a Pareto plot, whose points can be saved as candidate models. The audit and the sweep
+run as jobs in a worker process (progress and Cancel drawn here; a reload finds them again)."""
 
 from __future__ import annotations
 
-import json
-
-import pandas as pd
 import streamlit as st
 
 from fairaudit import plots
-from fairaudit.audit import ALL, AuditResult, select_rows, split_for_model
+from fairaudit.audit import ALL, AuditResult, select_rows
 from fairaudit.compare import add_comparison
-from fairaudit.data import Dataset, Split
+from fairaudit.data import Dataset, read_csv
 from fairaudit.metrics import ACCURACY_METRICS, pareto_front
-from fairaudit.sweep import DEFAULT_STRENGTHS, MITIGATIONS, TRAINING_MITIGATIONS, run_sweep
-from fairaudit.models import Recommender
+from fairaudit._choices import DEFAULT_EPSILONS
+from fairaudit.sweep import DEFAULT_STRENGTHS, MITIGATIONS, SWEEP_FILE, TRAINING_MITIGATIONS
+from fairaudit.workspace import find_job, physical_cores, start_job
 from pages import _state as S
 
 S.start_page()
@@ -63,10 +62,12 @@ def comparison_section(dataset: Dataset) -> None:
     attributes = S.selected_attributes(dataset)
 
     try:
-        result = S.audit_models(dataset, chosen)
+        result = S.audit_models(dataset, chosen, stop=False)  # a job: its progress here, the sweep still below
     except S.USER_ERRORS as err:
         st.error(f"These models cannot be compared: {S.md(err)}\n\n"
                  "Compare models trained on this dataset with the same split.")
+        return
+    if result is None:
         return
     result = compared(result.meta["audit_id"], baseline, result)
     table = result.comparison
@@ -110,14 +111,6 @@ NOT_ITEM_GROUPS = ("item_id", "title", "description", "genres")
 BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{1}'."
 
 
-@st.cache_data(show_spinner="Running the sweep: fitting and auditing every strength…", max_entries=8)
-def sweep(data_fp: str, model_path: str, weights_sha: str, request_json: str, out: str,
-          _dataset: Dataset, _split: Split, _model: Recommender) -> pd.DataFrame:
-    """One mitigation over a grid of strengths (cached per data, base model and request); point models go to ``out``."""
-    # The workspace's own folder for this request: re-running it (e.g. after a restart) replaces it.
-    return run_sweep(_dataset, _split, model=_model, out=out, overwrite=True, **json.loads(request_json))
-
-
 def sweep_section(dataset: Dataset) -> None:
     """Run a mitigation over a grid of strengths on the sidebar's model, draw its Pareto plot, save a point."""
     st.subheader("Mitigation sweep")
@@ -126,18 +119,22 @@ def sweep_section(dataset: Dataset) -> None:
         "weight λ. Every strength is audited on the same test users; costs and improvements are paired-bootstrap "
         "changes against the lowest strength (include 0 for the unmitigated model)."
     )
-    chosen = S.selected_model(dataset)
-    if chosen is None:
+    models = S.available_models()
+    label = ss.get("model")
+    if label not in models:
+        st.info(S.NO_MODEL_HINT)
         return
-    label, base = chosen
+    path = models[label]  # the model's kind and settings from its folder: it is loaded by the sweep's worker
+    base = S._config(path)
+    kind, base_params = base.get("kind", ""), base.get("params") or {}
     mitigation = st.selectbox("Mitigation", MITIGATIONS, key="sweep_mitigation")
-    if mitigation in TRAINING_MITIGATIONS and base.kind != "llm":
+    if (mitigation in TRAINING_MITIGATIONS or mitigation == "privacy") and kind != "llm":
         st.info(f"'{mitigation}' is a training term of the LLM recommender: select an **llm** model in the sidebar "
-                f"(train one on the **Model** page) to sweep it. The sidebar's model **{S.md(label)}** is a {base.kind} "
+                f"(train one on the **Model** page) to sweep it. The sidebar's model **{S.md(label)}** is a {kind} "
                 "model; the re-rankers (rerank_*) work on any model.")
         return
     template_params = {}
-    if mitigation == "adversarial" and base.get_params().get("pooling") == "sqrt":
+    if mitigation == "adversarial" and base_params.get("pooling") == "sqrt":
         if st.checkbox("Train the sweep's models with mean pooling", value=True, key="sweep_mean_pooling",
                        help="Every point, λ = 0 included, re-trains the sidebar model's settings with mean pooling."):
             template_params = {"pooling": "mean"}
@@ -145,9 +142,14 @@ def sweep_section(dataset: Dataset) -> None:
             st.warning(f"**{S.md(label)}** pools histories with `sqrt`, which writes history length into every user "
                        "vector: an adversary cannot fully remove an attribute that goes with activity.")
     cols = st.columns(4)
-    default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
-    text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",
-                              help="Re-rankers: λ in [0, 1]; training terms: the loss weight λ ≥ 0.")
+    if mitigation == "privacy":  # DP-SGD training at each target ε (docs/privacy.md); inf = the non-private twin
+        default = ",".join(f"{s:g}" for s in DEFAULT_EPSILONS)
+        text = cols[0].text_input("Target ε", value=default, key="sweep_epsilons",
+                                  help="DP-SGD at each target ε (user-level); inf = trained without DP, the reference.")
+    else:
+        default = ",".join(f"{s:g}" for s in DEFAULT_STRENGTHS)
+        text = cols[0].text_input("Strengths λ", value=default, key="sweep_strengths",
+                                  help="Re-rankers: λ in [0, 1]; training terms: the loss weight λ ≥ 0.")
     attribute = cols[1].selectbox("User attribute", S.attribute_choices(dataset), key="sweep_attribute")
     metric = cols[2].selectbox("Accuracy metric", ACCURACY_METRICS, key="sweep_metric",
                                format_func=lambda m: plots.metric_label(m, S.selected_k()),
@@ -166,23 +168,26 @@ def sweep_section(dataset: Dataset) -> None:
         st.info("The sweep needs a user attribute and an item attribute; upload users and items tables on the "
                 "**Data** page.")
         return
-    path = S.available_models()[label]
     request = {"mitigation": mitigation, "strengths": strengths, "k": S.selected_k(), "attribute": attribute,
                "metric": metric, "item_attribute": item_attribute, "rounds": int(ss["audit_rounds"]),
                "template_params": template_params}
-    key = (S.current_fingerprint(), path, S.weights_checksum(path), json.dumps(request, sort_keys=True))
+    # One folder (and job key) per data, base model and request, shared by every session like saved models.
+    out = S.workspace().sweep_dir(mitigation, S.current_fingerprint(),
+                                  {"model": path, "weights": S.weights_checksum(path), **request})
+    root = S.workspace().root
+    job = find_job(root, out.name)
     if st.button("Run sweep", type="primary", key="run_sweep"):
-        ss["sweep_key"] = key
-    if ss.get("sweep_key") != key:
+        job = start_job(root, "sweep", {"data": S.current_source().to_dict(), "model": path, "request": request},
+                        out_dir=out, session=ss["session_id"], label=f"{mitigation} sweep of {label}", key=out.name,
+                        threads=int(ss.get("train_threads", physical_cores())))  # fmt: skip
+    if job is not None and job.status == "running":
+        S.follow_job(job, "Sweep", stop=False)
+        return
+    if S.unfinished(job, "Sweep") or job is None or not (out / SWEEP_FILE).is_file():
         st.caption(f"{len(strengths)} strengths on **{S.md(label)}**: each is fitted and audited "
-                   f"({request['rounds']} bootstrap rounds).")
+                   f"({request['rounds']} bootstrap rounds) in a worker process.")
         return
-    out = S.workspace().sweep_dir(mitigation, key[0], {"model": path, "weights": key[2], **request})
-    try:
-        frame = sweep(*key, str(out), dataset, split_for_model(dataset, base), base)  # the split it was made on
-    except S.USER_ERRORS as err:
-        st.error(f"The sweep failed: {S.md(err)}")
-        return
+    frame = read_csv(out / SWEEP_FILE)
     S.chart(plots.pareto_chart(frame, k=request["k"]), frame, f"sweep_{mitigation}", key="sweep")
     st.dataframe(frame, hide_index=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fairaudit.data import DataError, apply_mapping, profile_by_group
+from fairaudit.data import DataError, apply_mapping, profile_by_group, text_examples, text_summary
 from fairaudit.service import DataSource
 from fairaudit.workspace import (
     ENCODINGS,
@@ -18,7 +18,8 @@ from fairaudit.workspace import (
 from pages import _state as S
 
 #: Column names the loader understands; anything else is kept as an attribute.
-TARGETS = ("user_id", "item_id", "rating", "timestamp", "title", "genres", "description", "gender", "age", "zip")
+TARGETS = ("user_id", "item_id", "rating", "timestamp", "title", "genres", "description", "gender", "age", "zip",
+           "text", "kind")  # fmt: skip
 KEEP = "(keep name)"
 
 S.start_page()
@@ -69,6 +70,29 @@ def show_profile(dataset) -> None:
             "Item popularity tiers (head = items taking the first half of all interactions): "
             + ", ".join(f"{t} {int(tiers.get(t, 0)):,} items" for t in ("head", "mid", "tail"))
         )
+
+
+def show_texts(dataset) -> None:
+    """Coverage of the optional user texts (user_texts.csv): who wrote how much, and a few rows."""
+    if dataset.texts is None:
+        return
+    st.subheader("User texts")
+    st.caption(
+        "Reviews, comments or messages the users wrote (user_texts.csv). The LLM recommender can read them as "
+        "a text profile (train with use_texts); they can also reveal attributes such as gender (docs/profiles.md)."
+    )
+    summary = text_summary(dataset)
+    cols = st.columns(4)
+    cols[0].metric("Texts", f"{summary['n_texts']:,}")
+    cols[1].metric("Users with texts", f"{summary['n_users_with_texts']:,}",
+                   help=f"{summary['share_users_with_texts']:.0%} of the users")  # fmt: skip
+    cols[2].metric("Texts per user", f"{summary['texts_per_user_mean']:.1f}",
+                   help=f"mean over users with texts; median {summary['texts_per_user_median']:g}, "
+                   f"max {summary['texts_per_user_max']:,}")  # fmt: skip
+    cols[3].metric("Characters per text", f"{summary['characters_mean']:.0f}", help="mean")
+    if summary["kinds"]:
+        st.caption("Kinds: " + ", ".join(f"{S.md(k)} {n:,}" for k, n in summary["kinds"].items()))
+    st.dataframe(text_examples(dataset, n=5), hide_index=True)
 
 
 def mapping_editor(files: dict[str, DroppedFile]) -> dict[str, str]:
@@ -151,7 +175,8 @@ def drop_zone() -> None:
              "versions are often cp1252.")  # fmt: skip
     if not uploads:
         st.caption("Interactions need `user_id, item_id` (optional `rating`, `timestamp`); users `user_id` + "
-                   "attributes; items `item_id, title` (optional `genres` as `A|B`, `description`, attributes).")
+                   "attributes; items `item_id, title` (optional `genres` as `A|B`, `description`, attributes); "
+                   "user texts `user_id, text` (optional `item_id`, `timestamp`, `kind`).")
         return
     files = [inspect_file(u.name, u.getvalue(), encoding=encoding) for u in uploads]
     # Each file's own problems, a mix of kinds, incomplete MovieLens sets; tables' roles are checked below,
@@ -190,6 +215,7 @@ if dataset is not None:
     cols[2].metric("Interactions", f"{size['n_interactions']:,}")
     cols[3].metric("Fingerprint", S.current_fingerprint()[:8], help="SHA-256 prefix of the three tables")
     show_validation(dataset)
+    show_texts(dataset)
     show_profile(dataset)
 
 st.divider()

@@ -14,7 +14,7 @@ import streamlit as st
 
 from fairaudit import service
 from fairaudit.data import DataError, file_sha256, load_recommendations, load_test_split
-from fairaudit.models import ImportedRecommender, create_model
+from fairaudit.models import ImportedRecommender, create_model, privacy_record, privacy_summary
 from fairaudit.workspace import (
     DEFAULT_KIND,
     PACKAGED_ENCODER,
@@ -43,7 +43,12 @@ KIND_HELP = {
                   "likelihood of their titles, or writes titles that are matched to the catalogue. Slow on a CPU; "
                   "audits a seeded sample of users.",
 }
-POLL_S = 0.5
+#: Seconds between progress refreshes of the jobs panel: each refresh reruns the panel in the server, so a
+#: faster poll costs the other sessions (at 0.5 s a second session waited 6-8 s for a page, bench_dashboard).
+POLL_S = 2.0
+#: The LLM's differential-privacy settings, drawn in their own panel (docs/privacy.md).
+PRIVACY_PARAMS = {"dp_epsilon": "Target ε (empty: no DP)", "dp_delta": "δ (empty: 1 / n_users^1.1)",
+                  "dp_max_grad_norm": "Clipping norm C (per user)"}  # fmt: skip
 
 S.start_page()
 st.title("Model")
@@ -70,7 +75,7 @@ def param_inputs(kind: str, preset: str) -> dict:
     hints = get_type_hints(type(create_model(kind)).__init__)
     choices, helps = param_choices(kind, dataset), param_help(kind)
     params, cols = {}, st.columns(3)
-    for i, (name, default) in enumerate(defaults.items()):
+    for i, (name, default) in enumerate((n, d) for n, d in defaults.items() if n not in PRIVACY_PARAMS):
         box, key, help_text = cols[i % 3], f"param_{kind}_{name}", helps.get(name) or None
         if name in choices and isinstance(default, (list, tuple)):
             params[name] = tuple(box.multiselect(name, choices[name], default=default_choice(default, choices[name]),
@@ -103,6 +108,17 @@ def param_inputs(kind: str, preset: str) -> dict:
                 box.error(f"{name}: not valid JSON; using the preset's {S.md(json.dumps(default))}.")
                 params[name] = default
     return params
+
+
+def privacy_inputs(kind: str, preset: str) -> dict:
+    """ε, δ and the clipping norm of DP-SGD training (call after :func:`param_inputs`, which resets presets)."""
+    defaults, helps, cols = preset_params(kind, preset), param_help(kind), st.columns(3)
+    out = {}
+    for box, (name, label) in zip(cols, PRIVACY_PARAMS.items()):
+        value = box.number_input(label, value=defaults[name], min_value=1e-9, max_value=1.0 if name == "dp_delta" else None,
+                                 format="%g", key=f"param_{kind}_{name}", help=helps.get(name) or None)  # fmt: skip
+        out[name] = None if value is None else float(value)
+    return out
 
 
 def start_job(kind: str, params: dict) -> None:
@@ -200,6 +216,12 @@ def train_section() -> None:
                       captions=[PRESET_HELP[p] for p in PRESET_NAMES])  # fmt: skip
     with st.expander("Advanced: every hyper-parameter", expanded=False):
         params = param_inputs(kind, preset)
+    if set(PRIVACY_PARAMS) <= set(preset_params(kind, preset)):
+        with st.expander("Privacy: differentially private training (DP-SGD)", expanded=False):
+            st.caption("Set a target ε to train with user-level DP-SGD (Opacus): each user's gradient is clipped to C "
+                       "and calibrated noise added; the ε actually spent is saved with the model and shown in the "
+                       "leaderboard. Early stopping, fairness terms and the in-batch loss are refused under DP.")
+            params.update(privacy_inputs(kind, preset))
     ss.setdefault("train_threads", physical_cores())
     st.number_input("Threads per job", min_value=1, max_value=max(os.cpu_count() or 1, 1), step=1, key="train_threads",
                     help="Torch threads of a training job (default: the physical cores). While several jobs run, "
@@ -311,6 +333,7 @@ def selected_section() -> None:
     cols[0].metric("Kind", model.kind)
     cols[1].metric("Fingerprint", model.fingerprint()[-8:])
     cols[2].metric("Trained on", f"{config.get('split', {}).get('n_train', 0):,} interactions")
+    st.caption(f"Privacy: {S.md(privacy_summary(privacy_record(config)))}")
     if config.get("split", {}).get("fingerprint") != split.describe()["fingerprint"]:
         st.warning("This model was trained on a different split than the dashboard's; "
                    "its holdout figures may be optimistic.")

@@ -1,11 +1,12 @@
-"""Report page: write the audit folder, build the audit PDF from it, and download both."""
+"""Report page: write the audit folder, build the audit PDF from it (a job in a worker process, with progress
+and Cancel; a reload finds it again), and download both."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from fairaudit.report import PAPERS, build_report
-from fairaudit.workspace import zip_folder
+from fairaudit.report import PAPERS
+from fairaudit.workspace import find_job, params_hash, start_job, zip_folder
 from pages import _state as S
 
 S.start_page()
@@ -35,7 +36,8 @@ paper = cols[2].radio("Paper", PAPERS, horizontal=True, key="report_paper")
 charts = st.checkbox("Include charts (slower: each is rendered by Chromium)", value=True, key="report_charts")
 
 try:
-    result = S.audit_models(dataset, chosen)
+    audit = S.audit_folder(dataset, chosen)
+    result = S.read_audit(audit)
 except S.USER_ERRORS as err:
     st.error(f"The audit could not run: {S.md(err)}")
     st.stop()
@@ -48,15 +50,20 @@ if findings.headline:
     st.markdown(f"**The PDF opens with the same findings as the Audit page.** Headline: {S.md(findings.headline)}")
 st.caption(S.md(findings.scope()))
 
+options = {"organisation": organisation or None, "title": title or None, "paper": paper, "charts": charts}
+pdf_key = f"report-{ss['session_id']}-{audit_id}-{params_hash(options)}"
+job = find_job(S.workspace().root, pdf_key)
+S.unfinished(job, "PDF build")
 if st.button("Build the PDF", type="primary", key="build_pdf"):
-    with st.spinner("Writing the audit folder (with the models' paired comparison) and the PDF…"), \
-            S.user_errors("The report"):
-        result.write(folder, overwrite=True)  # this session's own folder; with the models' paired comparison: the PDF draws only what the folder holds
-        pdf = build_report(folder, folder / "audit.pdf", organisation=organisation or None, title=title or None,
-                           paper=paper, charts=charts)
-        ss["report"] = (audit_id, pdf.read_bytes())
-if ss.get("report", ("",))[0] == audit_id:
-    pdf_bytes = ss["report"][1]
+    # In this session's own folder: the audit folder (with the models' paired comparison) copied, then its PDF,
+    # which draws only what the folder holds; built in a worker process.
+    job = start_job(S.workspace().root, "report", {"audit": str(audit), "options": options},
+                    out_dir=folder, session=ss["session_id"], label=f"PDF of audit {audit_id}", key=pdf_key,
+                    threads=1)  # fmt: skip
+if job is not None and job.status == "running":
+    S.follow_job(job, "PDF build")
+if job is not None and job.status == "done" and (folder / "audit.pdf").is_file():
+    pdf_bytes = (folder / "audit.pdf").read_bytes()
     st.success(f"Report ready ({len(pdf_bytes) / 1024:.0f} KiB).")
     st.download_button("Download the PDF", pdf_bytes, f"fairaudit-{audit_id}.pdf", mime="application/pdf",
                        key="download_pdf")

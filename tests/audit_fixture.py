@@ -287,4 +287,37 @@ def analysis_tables() -> dict[str, pd.DataFrame]:
             "difference": [0.0, -0.0187654321098766], "total_variation": [0.0, 0.0187654321098766],
         }),
     )
-    return {"fairllm": fairllm, "robustness": robustness, **periods}
+    profiles = dict(  # fairaudit.profiles.run_profile_audit (python -m fairaudit profiles)
+        profile_accuracy=pd.DataFrame({
+            "model_a": "without_texts", "model_b": "with_texts", "attribute": ["all", "activity"],
+            "group": ["all", "NA"], "quantity": "value", "metric": "ndcg", "n_users": [120, 60],
+            "a": [0.2, 0.1], "b": [0.2123456789012345, 0.15], "difference": [0.0123456789012345, 0.05],
+            "ci_low": [0.0, 0.01], "ci_high": [0.02, 0.09], "significant": [False, True],
+        }),
+        profile_leakage=pd.DataFrame({
+            "representation": ["text_profile", "text_profile"], "reference": ["chance", "interactions"],
+            "attribute": "gender", "metric": ["auc", "auc_difference"], "estimate": [0.9123456789012345, 0.3],
+            "ci_low": [0.85, 0.2], "ci_high": [0.95, 0.4], "chance": [0.5, 0.0], "n_users": 60,
+            "significant": [True, True],
+        }),
+        text_counterfactual=pd.DataFrame({
+            "model": "with_texts", "attribute": "gender", "group": ["NA", "007"], "metric": "jaccard",
+            "value": [0.6123456789012345, 1.0], "ci_low": [0.5, 1.0], "ci_high": [0.7, 1.0], "n_users": [12, 40],
+            "flagged": [True, False],
+        }),
+    )
+    mia = pd.DataFrame({  # fairaudit.privacy.membership_inference (python -m fairaudit privacy)
+        "model": "llm", "attack": "rank", "attribute": ["all", "gender"], "group": ["all", "NA"],
+        "n_users": [120, 12], "n_members": [960, 96], "n_non_members": [240, 24], "auc": [0.5312345678901234, 0.6],
+        "ci_low": [0.52, 0.45], "ci_high": [0.54, 0.75], "flagged": [False, True],
+    })
+    privacy_cost = pd.DataFrame({  # fairaudit.privacy.privacy_cost (python -m fairaudit privacy-cost)
+        "model_base": "llm", "model_dp": "llm_dp", "epsilon": [1.0, 0.9987654321098765], "side": ["user", "item"],
+        "attribute": ["gender", "provider"], "group": ["NA", "indie"], "metric": ["ndcg", "exposure_share"],
+        "n_users": [12, 120], "base": [0.2, 0.1], "dp": [0.1512345678901234, 0.08], "cost": [0.0487654321098766, 0.02],
+        "cost_ci_low": [0.01, 0.005], "cost_ci_high": [0.09, 0.035], "excess_cost": [0.02, float("nan")],
+        "excess_cost_ci_low": [-0.01, float("nan")], "excess_cost_ci_high": [0.05, float("nan")],
+        "pays_more": [False, False],
+    })
+    return {"fairllm": fairllm, "robustness": robustness, **periods, **profiles, "mia": mia,
+            "privacy_cost": privacy_cost}

@@ -20,6 +20,10 @@ SHARED_DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", ROOT.parent / "share
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# AppTest runs have no browser to poll a job's progress: their audits, sweeps and PDFs run inline, through the
+# worker's own runner (fairaudit.workspace.start_job). Training keeps its worker process; the browser tests'
+# server (bench.bench_dashboard.dashboard) runs every job in a worker.
+os.environ.setdefault("FAIRAUDIT_INLINE_JOBS", "audit,sweep,report")
 
 #: Hypothesis for every test: no wall-clock deadline per example (hypothesis' default is 200 ms,
 #: which a busy 2-core machine overruns) and no "too slow" health check. Tests assert behaviour

@@ -20,7 +20,7 @@ from fairaudit.workspace import UPLOAD_NO_ROWS, ZIP_UNSAFE_PATH
 from tests.conftest import WAIT_CEILING_S, zip_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("data", "model", "audit", "explain", "compare", "report", "robustness", "dynamics")
+PAGES = ("data", "model", "audit", "explain", "compare", "report", "robustness", "dynamics", "privacy", "profiles")
 NEEDS_MODEL = ("audit", "explain", "report")
 #: Bootstrap rounds for tests (the page's minimum): enough for CIs to exist, fast to compute.
 ROUNDS = 50

@@ -457,3 +457,114 @@ def test_audit_cache_keys_follow_data_models_config_and_code(tmp_path):
     (ws.root / "audit_cache" / key).mkdir(parents=True)
     (ws.root / "audit_cache" / key / "audit.json").write_text("{}")
     assert cached_audit_dir(ws, key) == ws.root / "audit_cache" / key
+
+
+# ---- audits, sweeps and PDFs as jobs ---------------------------------------------------------------
+def _saved_popularity(tmp_path, tiny_source) -> tuple[object, list]:
+    """The tiny dataset and [[label, folder]] of a popularity model fitted on its dashboard split."""
+    dataset = DataSource.from_dict(tiny_source).load()
+    folder = tmp_path / "models" / "popularity"
+    create_model("popularity").fit(dataset, make_split(dataset, "random", seed=0)).save(folder)
+    return dataset, [["popularity", str(folder)]]
+
+
+def _audit_spec(tiny_source, models, rounds: int = 50) -> dict:
+    from fairaudit.audit import AuditConfig
+
+    config = AuditConfig(k=5, attributes=("gender",), bootstrap_rounds=rounds).to_dict()
+    return {"data": tiny_source, "models": models, "config": json.loads(json.dumps(config))}
+
+
+def _same_audit(out, dataset, models, spec) -> None:
+    """The job's audit folder holds exactly what fairaudit.service.audit_models computes in this process."""
+    from fairaudit.audit import AuditConfig, AuditResult
+    from fairaudit.service import audit_models
+
+    direct = audit_models(dataset, {label: load_model(folder, dataset) for label, folder in models},
+                          AuditConfig.from_dict(spec["config"]))  # fmt: skip
+    written = AuditResult.read(out)
+    assert written.meta["audit_id"] == direct.meta["audit_id"]
+    pd.testing.assert_frame_equal(written.group_metrics.reset_index(drop=True),
+                                  direct.group_metrics.reset_index(drop=True), check_dtype=False)  # fmt: skip
+
+
+def test_an_inline_audit_job_runs_the_services_audit_in_this_process(tmp_path, tiny_source, monkeypatch):
+    from fairaudit.workspace import find_job, start_job
+
+    monkeypatch.setenv("FAIRAUDIT_INLINE_JOBS", "audit")
+    dataset, models = _saved_popularity(tmp_path, tiny_source)
+    spec, root = _audit_spec(tiny_source, models), tmp_path / "ws"
+    job = start_job(root, "audit", spec, out_dir=root / "audit_cache" / "k1", session="s1", key="k1", threads=1)
+    state = job.state()  # finished before start_job returned, by this process, through the worker's runner
+    assert state["status"] == "done" and state["pid"] == os.getpid() and state["phase"] == "saving", state
+    assert find_job(root, "k1").id == job.id and find_job(root, "k2") is None
+    _same_audit(root / "audit_cache" / "k1", dataset, models, spec)
+    bad = start_job(root, "audit", {**spec, "models": [["gone", str(tmp_path / "nowhere")]]},
+                    out_dir=root / "audit_cache" / "k3", key="k3", threads=1)  # fmt: skip
+    assert bad.status == "failed" and "nowhere" in bad.error and not bad.error.startswith("ModelFolderError")
+    with pytest.raises(ValueError, match="unknown job kind 'nap'"):
+        start_job(root, "nap", {}, out_dir=root / "x")
+
+
+def test_an_inline_report_job_builds_the_pdf_of_an_audit_folder(tmp_path, tiny_source, monkeypatch):
+    from fairaudit.audit import AuditResult
+    from fairaudit.workspace import start_job
+
+    monkeypatch.setenv("FAIRAUDIT_INLINE_JOBS", "audit,report")
+    _, models = _saved_popularity(tmp_path, tiny_source)
+    root = tmp_path / "ws"
+    start_job(root, "audit", _audit_spec(tiny_source, models), out_dir=root / "audit_cache" / "k1", threads=1)
+    out = root / "sessions" / "s1" / "audits" / "a1"
+    job = start_job(root, "report", {"audit": str(root / "audit_cache" / "k1"),
+                                     "options": {"title": "Tiny", "paper": "A4", "charts": False}},
+                    out_dir=out, threads=1)  # fmt: skip
+    assert job.status == "done", job.error
+    assert job.state()["phase"] == "building the PDF" and (out / "audit.pdf").read_bytes().startswith(b"%PDF")
+    assert AuditResult.read(out).meta["audit_id"] == AuditResult.read(root / "audit_cache" / "k1").meta["audit_id"]
+
+
+# Slow (~10-20 s): worker processes, each importing torch.
+@pytest.mark.slow
+def test_an_audit_job_runs_in_a_worker_and_cancel_ends_it(tmp_path, tiny_source, monkeypatch):
+    from fairaudit.workspace import start_job
+
+    monkeypatch.delenv("FAIRAUDIT_INLINE_JOBS", raising=False)
+    dataset, models = _saved_popularity(tmp_path, tiny_source)
+    spec, root = _audit_spec(tiny_source, models), tmp_path / "ws"
+    job = start_job(root, "audit", spec, out_dir=root / "audit_cache" / "k1", label="audit of popularity", threads=1)
+    assert job.wait(WAIT_CEILING_S) == "done", (job.error, (job.folder / "worker.log").read_text()[-2000:])
+    state = job.state()
+    # Progress per phase: one status line per audit step (recommending, group statistics, exposure).
+    assert state["pid"] != os.getpid() and state["phase"] == "saving" and "done" not in state, state
+    _same_audit(root / "audit_cache" / "k1", dataset, models, spec)
+    # A long audit (many bootstrap rounds) is cancelled mid-phase: the worker ends, nothing is written.
+    slow = start_job(root, "audit", _audit_spec(tiny_source, models, rounds=10_000_000),
+                     out_dir=root / "audit_cache" / "k2", threads=1)  # fmt: skip
+    _wait_for(lambda: slow.state().get("phase") == "auditing" or slow.status != "running", "the audit phase")
+    _wait_for(lambda: slow.state().get("done", 0) >= 1 or slow.status != "running", "the group statistics step")
+    assert slow.status == "running", slow.error
+    # e.g. "auditing 1/3 · popularity: group statistics (10000000 rounds) · ~20 s left"
+    assert slow.describe().startswith(("auditing 1/3 · popularity: ", "auditing 2/3 · popularity: ")), slow.describe()
+    pid = slow.state()["pid"]
+    slow.cancel()
+    assert slow.status == "cancelled" and slow.error == "cancelled by the analyst while auditing"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (root / "audit_cache" / "k2").exists()
+
+
+@pytest.mark.slow
+def test_the_worker_is_niced_in_the_servers_session(tmp_path, tiny_source, monkeypatch):
+    """Nice 19, in its own process group but the server's session: with autogroups, nice only ranks the
+    processes of one session, so a worker in a session of its own would compete with the server as an equal."""
+    monkeypatch.delenv("FAIRAUDIT_INLINE_JOBS", raising=False)
+    root = tmp_path / "ws"
+    job = start_training(root, kind="mf", params={"factors": 4, "iterations": 1_000_000}, data=tiny_source,
+                         out_dir=root / "models" / "mf", threads=1)  # fmt: skip
+    _wait_for(lambda: job.state().get("epoch", 0) >= 1 or job.status != "running", "the first epoch")
+    pid = job.state()["pid"]
+    try:
+        assert os.getsid(pid) == os.getsid(0) and os.getpgid(pid) == pid != os.getpgid(0)
+        assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 19  # the nice field
+    finally:
+        job.cancel()

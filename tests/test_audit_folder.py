@@ -77,6 +77,8 @@ def test_rewriting_removes_stale_optional_tables(full, tmp_path):
     bare = dataclasses.replace(bare, fairllm=None)
     bare = dataclasses.replace(bare, robustness=None)
     bare = dataclasses.replace(bare, period_metrics=None, period_trends=None, exposure_drift=None)
+    bare = dataclasses.replace(bare, profile_accuracy=None, profile_leakage=None, text_counterfactual=None)
+    bare = dataclasses.replace(bare, mia=None, privacy_cost=None)
     write_audit(bare, folder, overwrite=True)  # e.g. a re-audit of another model into the same folder
     assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES.values(), "audit.pdf"])
     back = read_audit(folder)

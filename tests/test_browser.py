@@ -43,7 +43,7 @@ def test_sample_to_explain_in_chromium(tmp_path):
         page.get_by_text("Current dataset: Sample data (bundled)").wait_for()
         page.get_by_text("Add a dataset").wait_for()
         idle(page)
-        users = page.locator('[data-testid="stMetric"]').filter(has_text="Users")
+        users = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Users", exact=True))
         expect(users).to_contain_text(f"{sample.summary()['n_users']:,}", use_inner_text=True, timeout=CEILING_MS)
         page.screenshot(path=str(SHOTS / "1_data.png"))
 

@@ -1,5 +1,6 @@
 """The analyst's dashboard in Chromium: an audit on the first screen, training that never stalls
-another session, uploads a newcomer cannot get wrong, and a reload that keeps the session's data.
+another session, uploads a newcomer cannot get wrong, a reload that keeps the session's data, and an
+audit started from the Audit page that runs as a job (progress, Cancel, its findings at the end).
 
 One ``streamlit run`` server for the module (fresh workspace and embedding cache), driven with
 Playwright through Debian's Chromium; each browser context is its own Streamlit session. The waits
@@ -9,9 +10,23 @@ Skips cleanly without ``/usr/bin/chromium`` or Playwright.
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
-from bench.bench_dashboard import CHART, CHROMIUM, FINDINGS, ROOT, browser, dashboard, idle, new_page, start_training
+from bench.bench_dashboard import (
+    CHART,
+    CHROMIUM,
+    FINDINGS,
+    ROOT,
+    browser,
+    choose,
+    dashboard,
+    idle,
+    new_page,
+    start_training,
+)
 from tests.conftest import WAIT_CEILING_S
 
 pytestmark = [
@@ -41,6 +56,13 @@ def app(tmp_path_factory):
         patch.undo()
 
 
+def _wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_CEILING_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def no_traceback(page) -> None:
     assert not page.locator('[data-testid="stException"]').count()
     assert "Traceback" not in page.inner_text("body")
@@ -56,7 +78,10 @@ def test_the_first_screen_shows_an_audit_without_training(app):
     idle(page)
     model_box = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model", exact=True)
     assert "llm-quick · sample_data · bundled" in model_box.aria_snapshot()  # the bundled LLM, audited
-    assert not (workspace / "models").exists() and not (workspace / "jobs").exists()  # nothing was trained
+    from fairaudit.workspace import list_jobs
+
+    # Nothing was trained (and, while sample_data/audits matches the auditing code, nothing audited either).
+    assert not (workspace / "models").exists() and not [j for j in list_jobs(workspace) if j.spec["job"] == "train"]
     no_traceback(page)
     page.screenshot(path=str(SHOTS / "dashboard_first_screen.png"))
     page.close()
@@ -174,3 +199,54 @@ def test_a_training_job_never_stalls_a_second_session(app):
     trainer.get_by_text("Finished jobs of this session (1)").wait_for()
     no_traceback(trainer)
     trainer.close()
+
+
+def test_an_audit_runs_as_a_job_from_the_audit_page_and_cancel_stops_it(app):
+    """A new audit configuration starts a job in a worker process: its progress is drawn, Cancel ends the worker,
+    and a job run to the end brings its findings onto the page."""
+    from fairaudit.data import load_sample
+    from fairaudit.workspace import Workspace, list_jobs
+
+    url, workspace, chromium = app
+    space = Workspace.from_env({"FAIRAUDIT_WORKSPACE": str(workspace)})  # with the sample's bundled models
+    label = next(m.label for m in space.saved_models(load_sample().fingerprint())
+                 if m.path.name.startswith("popularity"))  # fmt: skip
+    page = new_page(chromium, url, timeout_ms=CEILING_MS)
+    page.get_by_role("heading", name=FINDINGS, exact=True).wait_for()
+    idle(page)
+    choose(page, "Model", label, scope=page.locator('[data-testid="stSidebar"]'))
+    idle(page)
+    # The bundled audit, or (when sample_data/audits is stale for the auditing code) a job to wait for.
+    _wait_for(lambda: not [j for j in list_jobs(workspace) if j.status == "running"], "earlier jobs")
+    page.locator('[data-testid="stMain"] h4').first.wait_for()  # the headline finding of this model
+    idle(page)
+    earlier = {job.id for job in list_jobs(workspace)}
+
+    def audit_jobs(rounds: int):
+        return [job for job in list_jobs(workspace) if job.spec.get("job") == "audit" and job.id not in earlier
+                and job.spec["config"]["bootstrap_rounds"] == rounds]  # fmt: skip
+
+    page.get_by_text("Audit settings").click()
+    rounds = page.get_by_label("Bootstrap rounds", exact=True)
+    rounds.fill("5000")  # a new configuration, and long enough to cancel
+    rounds.press("Enter")
+    _wait_for(lambda: audit_jobs(5000), "the audit job")
+    page.locator('[data-testid="stProgress"]', has_text="Audit: ").first.wait_for()
+    (job,) = audit_jobs(5000)  # one job, however often the page ran meanwhile
+    assert job.status == "running" and job.spec["pid"] != os.getpid()  # in a worker process
+    page.get_by_role("button", name="Cancel the audit").click()
+    page.locator('[data-testid="stAlert"]', has_text="The audit was stopped").wait_for()
+    assert job.status == "cancelled" and not job.out_dir.exists()
+    no_traceback(page)
+
+    rounds = page.get_by_label("Bootstrap rounds", exact=True)
+    rounds.fill("100")
+    rounds.press("Enter")
+    _wait_for(lambda: [j for j in audit_jobs(100) if j.status != "running"], "the audit of 100 rounds")
+    page.get_by_role("heading", name=FINDINGS, exact=True).wait_for()
+    idle(page)
+    done = audit_jobs(100)
+    assert len(done) == 1 and done[0].status == "done" and (done[0].out_dir / "audit.json").is_file()
+    assert page.get_by_text("100 bootstrap rounds").count()
+    no_traceback(page)
+    page.close()

@@ -33,7 +33,9 @@ def test_written_files_load_to_the_same_dataset(tmp_path):
     generated, truth = generate_sample(seed=2, **SMALL)
     assert main(["sample", "--out", str(tmp_path), "--seed", "2", "--users", "120", "--items", "60",
                  "--interactions", "3000"]) == 0  # fmt: skip
-    assert load_dataset(tmp_path).fingerprint() == generated.fingerprint()
+    loaded = load_dataset(tmp_path)
+    assert loaded.fingerprint() == generated.fingerprint()
+    assert loaded.texts_fingerprint() == generated.texts_fingerprint() is not None
     assert json.loads((tmp_path / "ground_truth.json").read_text()) == json.loads(json.dumps(truth))
 
 
@@ -43,6 +45,8 @@ def test_committed_sample_matches_the_generator(sample):
     assert truth["measured"]["summary"] == sample.summary()
     generated, generated_truth = generate_sample()  # the committed files are what the code writes
     assert generated.fingerprint() == sample.fingerprint()
+    pd.testing.assert_frame_equal(generated.texts, sample.texts)  # user_texts.csv too
+    assert truth["texts"]["file"] == "user_texts.csv"
     assert json.loads(json.dumps(generated_truth)) == truth
     assert {e["id"] for e in truth["effects"]} >= {"gender_accuracy", "age_genre_preference", "indie_underexposure", "region_null"}
 

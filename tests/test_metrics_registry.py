@@ -218,8 +218,9 @@ def _typed_metric_lists(path: Path) -> list[tuple[int, list[str]]]:
 
 def test_no_module_types_a_list_of_metrics_again():
     # data/_synth.py names the planted effect's metrics in ground_truth.json; fairaudit.data sits below
-    # fairaudit.metrics and cannot import the registry.
-    allowed = {ROOT / "fairaudit/metrics/_registry.py", ROOT / "fairaudit/data/_synth.py"}
+    # fairaudit.metrics and cannot import the registry. _choices.py declares ACCURACY_METRICS for the CLI's
+    # parsers, which import no numpy/pandas (tests/test_cli_startup.py); the registry refuses to differ.
+    allowed = {ROOT / "fairaudit/metrics/_registry.py", ROOT / "fairaudit/data/_synth.py", ROOT / "fairaudit/_choices.py"}
     paths = [*sorted((ROOT / "fairaudit").rglob("*.py")), *sorted((ROOT / "pages").rglob("*.py")), ROOT / "app.py"]
     typed = {str(p.relative_to(ROOT)): hits for p in paths if p not in allowed and (hits := _typed_metric_lists(p))}
     assert typed == {}, "derive these lists from fairaudit.metrics.METRICS instead of typing the names"

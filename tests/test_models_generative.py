@@ -112,20 +112,48 @@ def test_history_sampling_recent_top_rated_random():
 # ---- the language model -----------------------------------------------------------------------------
 
 
-def test_loglik_with_prompt_cache_equals_a_plain_forward_pass(tiny_lm):
-    lm = LanguageModel(tiny_lm, device="cpu", cache=False).load()
-    prompt, titles = "Liked: Heat. Next:", [" Up", " Casino Royale", " X"]
-    cached = lm.loglik([prompt], [titles], batch_size=2)[0]
+def _plain_loglik(lm, prompt: str, title: str) -> float:
+    """Reference: prompt + title in one plain forward pass (no packing, no padding, no cache)."""
     tok = lm.tokenizer
-    expected = []
-    for title in titles:  # reference: the whole sequence at once, no cache, no padding
-        p = tok(prompt, add_special_tokens=False)["input_ids"]
-        t = tok(title, add_special_tokens=False)["input_ids"]
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    t = tok(title, add_special_tokens=False)["input_ids"] or [tok.pad_token_id]
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([p + t])).logits[0]
+    logp = torch.log_softmax(logits.float(), -1)
+    return float(np.mean([logp[len(p) - 1 + j, t[j]] for j in range(len(t))]))
+
+
+@pytest.mark.parametrize("batch_tokens", [12, 40, 4096])
+def test_packed_loglik_equals_plain_forward_passes(tiny_lm, batch_tokens):
+    """Titles packed behind their prompt (split over rows when they do not fit, rows sharing passes) score as alone."""
+    lm = LanguageModel(tiny_lm, device="cpu", cache=False).load()
+    prompts = ["Liked: Heat. Next:", "Hi", "Liked: Up; Casino; Heat; Fargo. Recommend one:"]
+    titles = [[" Up", " Casino Royale", " X"], [" A", "", " Usual Suspects, The (1995)"], [" Heat"] * 2 + [" B"]]
+    packed = lm.loglik(prompts, titles, batch_tokens=batch_tokens)
+    expected = [[_plain_loglik(lm, p, t) for t in row] for p, row in zip(prompts, titles)]
+    for got, want in zip(packed, expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert lm.loglik(["Hi"], [[]])[0].shape == (0,)
+
+
+def test_batched_greedy_generation_equals_unbatched_and_transformers_generate(tmp_path):
+    """Left padding, per-row positions and rows leaving the batch at their end token do not change any answer."""
+    lm = LanguageModel(build_tiny_lm(tmp_path / "lm", init_std=0.3), device="cpu", cache=False).load()
+    prompts = ["Name three movies.", "Liked: Heat; Up.", "Hi", "List 4 comedies", "Say yes.", "abc", "Movies:"]
+    tok = lm.tokenizer
+    ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    # The end token: one this lively random model emits mid-answer for the second prompt, so rows end at varied steps.
+    lm.model.generation_config.eos_token_id = lm._decode([ids[1]], 30, 0.0, 0)[0][5]
+    lengths = [len(lm._decode([row], 30, 0.0, 0)[0]) for row in ids]
+    assert 30 in lengths and min(lengths) < 30  # some rows really leave the batch early, some run to the limit
+    one = [lm.generate([p], max_new_tokens=30, batch_size=1)[0] for p in prompts]
+    assert lm.generate(prompts, max_new_tokens=30, batch_size=3) == one
+    assert lm.generate(prompts, max_new_tokens=30, batch_size=8) == one
+    for prompt, answer in zip(prompts, one):  # the same tokens as transformers' own greedy generate()
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
-            logits = lm.model(input_ids=torch.tensor([p + t])).logits[0]
-        logp = torch.log_softmax(logits.float(), -1)
-        expected.append(float(np.mean([logp[len(p) - 1 + j, t[j]] for j in range(len(t))])))
-    np.testing.assert_allclose(cached, expected, rtol=1e-4, atol=1e-5)
+            out = lm.model.generate(**ids, max_new_tokens=30, do_sample=False, pad_token_id=tok.pad_token_id)
+        assert tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == answer
 
 
 def test_generation_is_cached_and_deterministic(tiny_lm, monkeypatch):

@@ -11,8 +11,12 @@ from pathlib import Path
 import torch
 
 
-def build_tiny_lm(folder: Path, *, seed: int = 0) -> Path:
-    """Write a tiny causal LM + tokenizer to ``folder`` and return it."""
+def build_tiny_lm(folder: Path, *, seed: int = 0, init_std: float = 0.02) -> Path:
+    """Write a tiny causal LM + tokenizer to ``folder`` and return it.
+
+    ``init_std`` is the weights' initial standard deviation: the default 0.02 answers every prompt with one
+    token repeated; 0.3 gives varied answers of varied length (for batching tests).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -25,7 +29,8 @@ def build_tiny_lm(folder: Path, *, seed: int = 0) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+                         initializer_range=init_std)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     folder.mkdir(parents=True, exist_ok=True)

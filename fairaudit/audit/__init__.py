@@ -8,13 +8,12 @@ the audit's split), ``_engine`` (:func:`run_audit`), ``_tables`` (every table's 
 :func:`select_rows` query helper), ``_folder`` (the folder on disk).
 """
 
+from fairaudit._choices import AUDIT_BOUNDS, MAX_SEED
 from fairaudit.audit._config import (
     ALL,
-    AUDIT_BOUNDS,
     DEFAULT_INTERSECTIONS,
     FDR_FAMILIES,
     INTERSECTION_SEP,
-    MAX_SEED,
     AuditConfig,
     FdrFamily,
 )

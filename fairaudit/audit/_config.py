@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from fairaudit._choices import AUDIT_DEFAULTS
 from fairaudit.metrics import CALIBRATION_ALPHA, DEFAULT_ROUNDS, MIN_GROUP_SIZE, RBP_GAMMA
 
 #: Group name (and attribute name) of the rows that cover every evaluated user.
@@ -16,20 +17,6 @@ INTERSECTION_SEP = "*"
 DEFAULT_INTERSECTIONS = ("gender*age_band",)
 FdrFamily = Literal["attribute", "model", "audit"]
 FDR_FAMILIES: tuple[str, ...] = ("attribute", "model", "audit")
-#: Largest seed accepted anywhere (numpy's legacy generators and torch take seeds below 2**32).
-MAX_SEED = 2**32 - 1
-#: Allowed range of each numeric :class:`AuditConfig` field, as pydantic/annotated-types bounds
-#: (``ge``/``gt``/``le``/``lt``). The CLI options and the audit configuration schema both read it.
-AUDIT_BOUNDS: dict[str, dict[str, float]] = {
-    "k": {"ge": 1},
-    "bootstrap_rounds": {"ge": 1},
-    "seed": {"ge": 0, "le": MAX_SEED},
-    "min_group_size": {"ge": 1},
-    "alpha": {"gt": 0, "lt": 1},
-    "rbp_gamma": {"gt": 0, "lt": 1},
-    "calibration_alpha": {"ge": 0, "le": 1},
-    "max_groups": {"ge": 1},
-}
 
 
 @dataclass(frozen=True)
@@ -89,14 +76,14 @@ class AuditConfig:
     True
     """
 
-    k: int = 10
+    k: int = AUDIT_DEFAULTS["k"]
     attributes: tuple[str, ...] | None = None
     item_attributes: tuple[str, ...] | None = None
     bootstrap_rounds: int = DEFAULT_ROUNDS
-    seed: int = 0
+    seed: int = AUDIT_DEFAULTS["seed"]
     min_group_size: int = MIN_GROUP_SIZE
     include_small_groups: bool = False
-    alpha: float = 0.05
+    alpha: float = AUDIT_DEFAULTS["alpha"]
     fdr_family: FdrFamily = "attribute"
     browsing: tuple[str, ...] = ("dcg", "rbp")
     rbp_gamma: float = RBP_GAMMA

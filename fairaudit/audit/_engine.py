@@ -44,7 +44,8 @@ from fairaudit.metrics._common import user_item_matrix
 from fairaudit.audit._config import ALL, FDR_FAMILIES, AuditConfig
 from fairaudit.audit._folder import AuditResult, read_audit, write_audit  # noqa: F401 (doctest)
 from fairaudit.audit._groups import attribute_groups, default_attributes, plain_attributes
-from fairaudit.models import Recommender, software_versions
+from fairaudit.audit._tables import TABLES
+from fairaudit.models import Recommender, privacy_record, software_versions
 
 #: Per-user metrics, in ``user_metrics.parquet`` column order (the registry's ``level="user"`` entries).
 USER_METRICS = METRICS.names(level="user")
@@ -378,6 +379,7 @@ def run_audit(
         model_meta[name] = {
             "kind": model.kind, "params": model.get_params(), "fingerprint": model.fingerprint(),
             "split": model.split_, "data_fingerprint": getattr(model, "data_fingerprint_", None),
+            "privacy": privacy_record(model),  # the DP record (epsilon spent...), None: no DP guarantee
         }  # fmt: skip
 
     gaps = pd.concat(gaps_all, ignore_index=True)
@@ -397,18 +399,12 @@ def run_audit(
     meta["audit_id"] = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
     meta["timestamp"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return AuditResult(
-        recommendations=pd.concat(recs_all, ignore_index=True)[["model", "user_id", "rank", "item_id", "score"]],
-        user_metrics=pd.concat(users_all, ignore_index=True).pipe(lambda f: f[["model", "user_id", *f.columns[1:-1]]]),
-        group_metrics=pd.concat(group_all, ignore_index=True)[
-            ["model", "attribute", "group", "metric", "value", "ci_low", "ci_high", "n_users", "flagged"]
-        ],
-        gaps=gaps[
-            ["model", "attribute", "group", "reference", "reference_group", "metric", "difference", "ratio",
-             "ci_low", "ci_high", "p_value", "p_adjusted", "direction", "mdg"]
-        ],  # fmt: skip
-        item_exposure=pd.concat(exposure_all, ignore_index=True)[
-            ["model", "user_attribute", "user_group", "item_attribute", "item_group", "browsing",
-             "exposure_share", "catalogue_share", "relevance_share"]
-        ],  # fmt: skip
+        recommendations=pd.concat(recs_all, ignore_index=True)[list(TABLES["recommendations"].columns)],
+        user_metrics=pd.concat(users_all, ignore_index=True).pipe(
+            lambda f: f[[*TABLES["user_metrics"].columns, *f.columns[1:-1]]]  # then the metrics, in registry order
+        ),
+        group_metrics=pd.concat(group_all, ignore_index=True)[list(TABLES["group_metrics"].columns)],
+        gaps=gaps[list(TABLES["gaps"].columns)],
+        item_exposure=pd.concat(exposure_all, ignore_index=True)[list(TABLES["item_exposure"].columns)],
         meta=meta,
     )

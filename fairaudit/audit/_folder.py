@@ -81,6 +81,15 @@ class AuditResult:
     period_metrics: pd.DataFrame | None = None
     period_trends: pd.DataFrame | None = None
     exposure_drift: pd.DataFrame | None = None
+    #: The audit of text profiles (fairaudit.profiles.run_profile_audit): accuracy with vs without texts,
+    #: attribute leakage of the profile vectors, text counterfactuals.
+    profile_accuracy: pd.DataFrame | None = None
+    profile_leakage: pd.DataFrame | None = None
+    text_counterfactual: pd.DataFrame | None = None
+    #: Membership-inference AUC by user group (fairaudit.privacy.membership_inference, ``python -m fairaudit privacy``).
+    mia: pd.DataFrame | None = None
+    #: Accuracy and exposure lost per group under DP training (fairaudit.privacy.privacy_cost, ``privacy-cost``).
+    privacy_cost: pd.DataFrame | None = None
 
     # ---- what the folder says about itself -------------------------------------------------
     @property

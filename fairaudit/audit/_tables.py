@@ -154,6 +154,32 @@ TABLES: dict[str, TableSchema] = {
                      "exposure_share", "reference_share", "difference", "total_variation"),
                     text=("model", "period", "user_attribute", "user_group", "item_attribute", "item_group"),
                     optional=True),
+        # The audit of text profiles (``python -m fairaudit profiles``, fairaudit.profiles.run_profile_audit).
+        TableSchema("profile_accuracy", "profile_accuracy.csv",
+                    ("model_a", "model_b", "attribute", "group", "quantity", "metric", "n_users", "a", "b",
+                     "difference", "ci_low", "ci_high", "significant"),
+                    text=_COMPARISON_TEXT, flags=("significant",), optional=True),
+        TableSchema("profile_leakage", "profile_leakage.csv",
+                    ("representation", "reference", "attribute", "metric", "estimate", "ci_low", "ci_high", "chance",
+                     "n_users", "significant"),
+                    text=("representation", "reference", "attribute", "metric"), flags=("significant",),
+                    optional=True),
+        TableSchema("text_counterfactual", "text_counterfactual.csv",
+                    ("model", "attribute", "group", "metric", "value", "ci_low", "ci_high", "n_users", "flagged"),
+                    text=("model", "attribute", "group", "metric"), flags=("flagged",), optional=True),
+        # Membership-inference audit (``python -m fairaudit privacy``, fairaudit.privacy.membership_inference).
+        TableSchema("mia", "mia.csv",
+                    ("model", "attack", "attribute", "group", "n_users", "n_members", "n_non_members", "auc",
+                     "ci_low", "ci_high", "flagged"),
+                    text=("model", "attack", "attribute", "group"), flags=("flagged",), optional=True),
+        # Who pays for privacy: a DP model vs its non-private twin (``python -m fairaudit privacy-cost``,
+        # fairaudit.privacy.privacy_cost).
+        TableSchema("privacy_cost", "privacy_cost.csv",
+                    ("model_base", "model_dp", "epsilon", "side", "attribute", "group", "metric", "n_users", "base",
+                     "dp", "cost", "cost_ci_low", "cost_ci_high", "excess_cost", "excess_cost_ci_low",
+                     "excess_cost_ci_high", "pays_more"),
+                    text=("model_base", "model_dp", "side", "attribute", "group", "metric"), flags=("pays_more",),
+                    optional=True),
     )
 }
 #: Text columns of every table (read as strings), for readers of a single CSV.

@@ -2,8 +2,10 @@
 
 Each sub-command lives in its own module ``fairaudit/cli/_<name>.py`` exposing
 ``HELP`` (one line), ``DESCRIPTION`` (what it does and writes), ``add_arguments(parser)``
-and ``run(args) -> int``. Modules are imported only when their command runs, so
-``--help`` is fast and a missing optional dependency affects only its command.
+and ``run(args) -> int``. A command module imports nothing heavy at module level or in
+``add_arguments`` (its choices come from :mod:`fairaudit._choices`), only in ``run``, so ``--help``
+and usage errors start in a fraction of a second and a missing optional dependency affects only
+its command.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ COMMANDS = {
     "sweep": "_sweep",
     "robustness": "_robustness",
     "simulate": "_simulate",
+    "privacy": "_privacy",
+    "privacy-cost": "_privacy_cost",
+    "profiles": "_profiles",
 }
 
 
@@ -50,9 +55,10 @@ def _chosen_command(argv: Sequence[str] | None) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser, with one sub-parser per available command.
 
-    With ``argv``, only the command it names gets its options (``add_arguments``), so ``--help``
-    and usage errors never import the libraries other commands need (torch, transformers, shap);
-    without, every command gets them. Every command also takes ``--threads``
+    With ``argv``, only the command it names gets its options (``add_arguments``); without, every
+    command gets them. Options take their choices and defaults from :mod:`fairaudit._choices`
+    (standard library only) and commands import their libraries inside ``run``, so ``--help`` and
+    usage errors import no torch, transformers, shap, pandas ... (tests/test_cli_startup.py). Every command also takes ``--threads``
     (:func:`fairaudit.cli._options.add_threads_option`), put in force just before it runs.
     """
     from fairaudit.cli._options import add_threads_option
@@ -109,27 +115,41 @@ _UNEXPECTED = (
 _UNEXPECTED_DEBUG = "unexpected {0}: {1} (the traceback is above)"
 
 
-def error_classes() -> dict[int, tuple[type[BaseException], ...]]:
+#: Expected errors, ``"module:Class"``, by exit status, checked in order (see :func:`error_classes`).
+_EXPECTED_ERRORS: dict[int, tuple[str, ...]] = {
+    EXIT_USAGE: ("fairaudit.cli._options:UsageError", "fairaudit.pipeline:ConfigError", "fairaudit.data:OutputError"),
+    EXIT_DATA: (
+        "fairaudit.data:DataError", "fairaudit.models:ModelFolderError", "fairaudit.audit:AuditFolderError",
+        "builtins:OSError", "builtins:ValueError",
+    ),
+}  # fmt: skip
+
+
+def _loaded_class(spec: str, *, load: bool) -> type[BaseException] | None:
+    """The class ``"module:Class"`` names; without ``load``, None when its module is not imported yet."""
+    module, _, name = spec.partition(":")
+    if load:
+        importlib.import_module(module)
+    return getattr(sys.modules.get(module), name, None)
+
+
+def error_classes(*, loaded_only: bool = False) -> dict[int, tuple[type[BaseException], ...]]:
     """The one place that decides which errors are expected, and their exit status.
 
     Checked in order: usage errors (options, configurations, and an output that is in the way: an
     existing folder without ``--overwrite``, foreign content) exit :data:`EXIT_USAGE`; errors of
     the inputs (data files, model folders, audit folders, paths, and any other ``ValueError`` the
     package raises with a message naming the input) exit :data:`EXIT_DATA`. Everything else is
-    unexpected (:data:`EXIT_INTERNAL`).
+    unexpected (:data:`EXIT_INTERNAL`). With ``loaded_only``, the classes of modules not imported
+    yet are left out (no error can be one of theirs), so classifying a usage error raised before a
+    command imported its libraries does not import them.
 
     >>> sorted(error_classes())
     [1, 2]
     """
-    from fairaudit.audit import AuditFolderError
-    from fairaudit.cli._options import UsageError
-    from fairaudit.data import DataError, OutputError
-    from fairaudit.models import ModelFolderError
-    from fairaudit.pipeline import ConfigError
-
     return {
-        EXIT_USAGE: (UsageError, ConfigError, OutputError),
-        EXIT_DATA: (DataError, ModelFolderError, AuditFolderError, OSError, ValueError),
+        status: tuple(cls for cls in (_loaded_class(spec, load=not loaded_only) for spec in specs) if cls is not None)
+        for status, specs in _EXPECTED_ERRORS.items()
     }
 
 
@@ -140,7 +160,7 @@ def exit_status(err: BaseException) -> int:
     >>> exit_status(DataError(ValidationIssue("error", "x.csv", None, "bad"))), exit_status(KeyError("x"))
     (1, 3)
     """
-    for status, classes in error_classes().items():
+    for status, classes in error_classes(loaded_only=True).items():
         if isinstance(err, classes):
             return status
     return EXIT_INTERNAL
@@ -152,9 +172,8 @@ def one_line(err: BaseException) -> str:
     >>> one_line(ValueError("first\\nsecond"))
     'first; second'
     """
-    from fairaudit.data import DataError
-
-    if isinstance(err, DataError):
+    data_error = _loaded_class("fairaudit.data:DataError", load=False)  # not imported: err cannot be one
+    if data_error is not None and isinstance(err, data_error):
         errors = [str(i) for i in err.issues if i.severity == "error"] or [str(i) for i in err.issues]
         rest = len(err.issues) - len(errors)
         text = "; ".join(errors) + (f" (and {rest} warning(s); `validate` lists them)" if rest else "")

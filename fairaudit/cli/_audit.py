@@ -59,9 +59,8 @@ _BAD_SPARK_CONF = "--spark-conf '{0}': expected KEY=VALUE, e.g. spark.executor.m
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit._choices import DEFAULT_PROBE_USERS, SPLIT_METHODS
     from fairaudit.cli._options import audit_default, audit_option, positive_int, probability, seed
-    from fairaudit.data import SPLIT_METHODS
-    from fairaudit.service import ExplainOptions
 
     parser.add_argument("--data", help="dataset folder or file (as for `validate`)")
     parser.add_argument("--model", action="append", default=[], metavar="DIR", help="saved model folder (repeatable)")
@@ -113,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "period_metrics.csv, period_trends.csv, exposure_drift.csv (docs/dynamics.md)",
     )  # fmt: skip
     parser.add_argument(
-        "--probe-users", type=positive_int, default=ExplainOptions().probe_users,
+        "--probe-users", type=positive_int, default=DEFAULT_PROBE_USERS,
         help="users probed per model and attribute (%(default)s)",
     )  # fmt: skip
     parser.add_argument(
@@ -408,7 +407,7 @@ def run(args: argparse.Namespace) -> int:
 
 def period_option(text: str) -> str:
     """An argparse type: ``month``, ``week`` or ``N-days`` (``fairaudit.dynamics.check_period``)."""
-    from fairaudit.dynamics import check_period
+    from fairaudit._choices import check_period
 
     try:
         return check_period(text)

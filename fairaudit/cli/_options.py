@@ -1,7 +1,9 @@
-"""Choices and defaults of command-line options, read from the registries and config types.
+"""Choices and defaults of command-line options, read from :mod:`fairaudit._choices` and the config types.
 
 Not a command: the command modules take their option choices and defaults from here, so a new
 model kind, split method, fairness term or audit default reaches the CLI without retyping it.
+Everything a parser needs comes from :mod:`fairaudit._choices` (standard library only), so
+``--help`` and usage errors never import torch, pandas or the models (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import argparse
 import codecs
 import datetime as dt
-import inspect
 import math
-from dataclasses import MISSING, fields
-from typing import Any, get_args, get_type_hints
+from typing import Any
+
+from fairaudit import _choices
+
+_UNDECLARED_DEFAULT = "{0} {1!r} has no default in fairaudit._choices.{2}; declare it there (the model reads it from there too)"
 
 
 def audit_default(name: str) -> Any:
@@ -21,10 +25,9 @@ def audit_default(name: str) -> Any:
     >>> audit_default("k"), audit_default("min_group_size")
     (10, 30)
     """
-    from fairaudit.audit import AuditConfig
-
-    field = next(f for f in fields(AuditConfig) if f.name == name)
-    return field.default if field.default is not MISSING else field.default_factory()
+    if name not in _choices.AUDIT_DEFAULTS:
+        raise KeyError(_UNDECLARED_DEFAULT.format("AuditConfig field", name, "AUDIT_DEFAULTS"))
+    return _choices.AUDIT_DEFAULTS[name]
 
 
 def llm_default(name: str) -> Any:
@@ -33,9 +36,9 @@ def llm_default(name: str) -> Any:
     >>> llm_default("pooling"), llm_default("fairness")
     ('sqrt', 'none')
     """
-    from fairaudit.models import LLMRecommender
-
-    return inspect.signature(LLMRecommender.__init__).parameters[name].default
+    if name not in _choices.LLM_DEFAULTS:
+        raise KeyError(_UNDECLARED_DEFAULT.format("LLM hyper-parameter", name, "LLM_DEFAULTS"))
+    return _choices.LLM_DEFAULTS[name]
 
 
 def llm_choices(name: str) -> tuple[str, ...]:
@@ -44,9 +47,7 @@ def llm_choices(name: str) -> tuple[str, ...]:
     >>> llm_choices("pooling")
     ('sqrt', 'mean')
     """
-    from fairaudit.models import LLMRecommender
-
-    return get_args(get_type_hints(LLMRecommender.__init__)[name])
+    return _choices.LLM_CHOICES[name]
 
 
 # ---- validation of option values ----------------------------------------------------------------
@@ -61,6 +62,7 @@ _BAD_ENCODING = "unknown text encoding {0!r}; expected e.g. utf-8, latin-1, cp12
 _BAD_PAIR = "expected OLD=NEW; got {0!r}"
 _BAD_LIST = "expected comma-separated numbers, e.g. 0,0.25,0.5,1; got {0!r}"
 _EMPTY_LIST = "expected at least one value; got {0!r}"
+_NOT_DEVICE = "'{0}' is not a device; expected auto, cpu, or cuda, cuda:N or mps where present"
 _NOT_ENCODER = "'{0}' is not a local Hugging Face model folder (it has no config.json); expected e.g. a folder saved with save_pretrained"
 _NOT_IN_DATA = "{0}: {1} not found in the data; the {2} present are {3}"
 
@@ -159,9 +161,7 @@ def seed(text: str) -> int:
     >>> seed("7")
     7
     """
-    from fairaudit.audit import AUDIT_BOUNDS
-
-    return bounded_int(**AUDIT_BOUNDS["seed"])(text)
+    return bounded_int(**_choices.AUDIT_BOUNDS["seed"])(text)
 
 
 def audit_option(name: str):
@@ -170,18 +170,22 @@ def audit_option(name: str):
     >>> audit_option("k")("10"), audit_option("alpha")("0.1")
     (10, 0.1)
     """
-    from fairaudit.audit import AUDIT_BOUNDS
-
     parse = bounded_int if isinstance(audit_default(name), int) else bounded_float
-    return parse(**AUDIT_BOUNDS[name])
+    return parse(**_choices.AUDIT_BOUNDS[name])
 
 
 def device(text: str) -> str:
     """An argparse type: a device a model can train on here (``auto``, ``cpu``, ``cuda`` when present ...).
 
+    Only a device other than ``auto`` and ``cpu`` (which every machine has) needs torch to be checked.
+
     >>> device("cpu")
     'cpu'
     """
+    if text in _choices.ALWAYS_AVAILABLE_DEVICES:
+        return text
+    if not _choices.ACCELERATOR_DEVICE.match(text):
+        raise argparse.ArgumentTypeError(_NOT_DEVICE.format(text))
     from fairaudit.models import check_device
 
     try:

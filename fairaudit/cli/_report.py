@@ -20,23 +20,25 @@ Example:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit._choices import PAPERS, THRESHOLD_DEFAULTS
     from fairaudit.cli._options import iso_date, probability, unit_interval
-    from fairaudit.report import PAPERS, Thresholds
 
     parser.add_argument("--audit", required=True, metavar="AUDIT_DIR", help="audit folder")
     parser.add_argument("--out", required=True, metavar="PDF", help="output PDF path")
     parser.add_argument("--organisation", default=None, help="organisation named on the cover")
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--paper", choices=PAPERS, default="A4", help="page size (default A4)")
-    parser.add_argument("--min-ratio", type=unit_interval, default=0.8, help="least group/reference accuracy ratio (0.8)")
-    parser.add_argument("--max-exposure-diff", type=unit_interval, default=0.1,
-                        help="largest |exposure share - catalogue share| of an item group (0.1)")
-    parser.add_argument("--alpha", type=probability, default=0.05, help="significance level of BH-adjusted gaps (0.05)")
-    parser.add_argument("--max-relative-gap", type=unit_interval, default=Thresholds.max_relative_gap,
+    parser.add_argument("--min-ratio", type=unit_interval, default=THRESHOLD_DEFAULTS["min_ratio"],
+                        help="least group/reference accuracy ratio (%(default)s)")
+    parser.add_argument("--max-exposure-diff", type=unit_interval, default=THRESHOLD_DEFAULTS["max_exposure_diff"],
+                        help="largest |exposure share - catalogue share| of an item group (%(default)s)")
+    parser.add_argument("--alpha", type=probability, default=THRESHOLD_DEFAULTS["alpha"],
+                        help="significance level of BH-adjusted gaps (%(default)s)")
+    parser.add_argument("--max-relative-gap", type=unit_interval, default=THRESHOLD_DEFAULTS["max_relative_gap"],
                         help="largest diversity/coverage/novelty/calibration gap as a share of the reference (%(default)s)")
-    parser.add_argument("--max-gini", type=unit_interval, default=Thresholds.max_gini,
+    parser.add_argument("--max-gini", type=unit_interval, default=THRESHOLD_DEFAULTS["max_gini"],
                         help="largest Gini of item exposure (%(default)s)")
-    parser.add_argument("--min-coverage", type=unit_interval, default=Thresholds.min_coverage,
+    parser.add_argument("--min-coverage", type=unit_interval, default=THRESHOLD_DEFAULTS["min_coverage"],
                         help="least share of the catalogue recommended to anyone (%(default)s)")
     parser.add_argument("--date", type=iso_date, default=None, help="report date YYYY-MM-DD (default today, UTC)")
     parser.add_argument("--no-charts", action="store_true", help="text and tables only (no Chromium needed)")

@@ -38,10 +38,9 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit._choices import ATTACKS, INTENTS, NOISES, PGD_STEPS, SHILLING_KINDS, SIDES
     from fairaudit.cli._options import positive_int, seed
     from fairaudit.cli._sweep import strengths
-    from fairaudit.models import PGD_STEPS, SIDES
-    from fairaudit.robustness import ATTACKS, INTENTS, NOISES, SHILLING_KINDS
 
     parser.add_argument("--data", required=True, help="dataset folder or file (as for `validate`)")
     parser.add_argument("--model", required=True, metavar="DIR", help="saved model folder; its split is re-created")

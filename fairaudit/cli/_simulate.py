@@ -34,16 +34,13 @@ _RERANKER_MODEL = "--model: {0} is a re-ranker; pass its base model and --mitiga
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fairaudit._choices import CHOICE_MODELS, CONSUMPTIONS, RERANK_KINDS, RETRAIN_MODES, TRAINABLE_KINDS
     from fairaudit.cli._options import non_negative_float, positive_int, seed, unit_interval
-    from fairaudit.dynamics import CHOICE_MODELS, RETRAIN_MODES
-    from fairaudit.dynamics._simulate import CONSUMPTIONS
-    from fairaudit.models import RERANK_KINDS
-    from fairaudit.service import trainable_kinds
 
     parser.add_argument("--data", required=True, help="dataset folder or file (as for `validate`)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="DIR", help="saved model whose kind and settings are simulated")
-    source.add_argument("--model-kind", metavar="KIND", choices=trainable_kinds(), help="model kind with its defaults")
+    source.add_argument("--model-kind", metavar="KIND", choices=TRAINABLE_KINDS, help="model kind with its defaults")
     parser.add_argument("--rounds", type=positive_int, default=10, help="retraining rounds after round 0 (default 10)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing simulation in --out")

@@ -32,17 +32,16 @@ DEFAULT_KIND = "llm"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fairaudit.cli._options import (
-        bounded_int, device, encoder_folder, llm_choices, llm_default, non_negative_float, positive_int, seed,
+        bounded_float, bounded_int, device, encoder_folder, llm_choices, llm_default, non_negative_float, positive_int,
+        probability, seed,
     )  # fmt: skip
-    from fairaudit.data import SPLIT_METHODS
-    from fairaudit.models import ADVERSARY_OBJECTIVES, FAIRNESS_KINDS
-    from fairaudit.models._mf import ALGORITHMS
-    from fairaudit.models._tuning import TUNING_PATIENCE
-    from fairaudit.service import trainable_kinds
+    from fairaudit._choices import (
+        ADVERSARY_OBJECTIVES, ALGORITHMS, FAIRNESS_KINDS, SPLIT_METHODS, TRAINABLE_KINDS, TUNING_PATIENCE,
+    )  # fmt: skip
 
     parser.add_argument("--data", default=None, help="dataset folder/file (default: the bundled sample)")
     parser.add_argument(
-        "--model", choices=trainable_kinds(), default=DEFAULT_KIND, help="model kind (default: %(default)s)"
+        "--model", choices=TRAINABLE_KINDS, default=DEFAULT_KIND, help="model kind (default: %(default)s)"
     )
     parser.add_argument("--out", required=True, help="folder to write the model to")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder --out (refused otherwise)")
@@ -52,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", type=encoder_folder, default=None, help="local Hugging Face model folder (llm; default MiniLM)")
     parser.add_argument("--split", choices=SPLIT_METHODS, default="random")
     parser.add_argument("--use-profile", action="store_true", help="llm: read a profile text of user attributes")
+    parser.add_argument(
+        "--use-texts", action="store_true",
+        help="llm: add each user's text profile (their own texts, user_texts.csv; docs/profiles.md) to the user tower",
+    )  # fmt: skip
+    parser.add_argument(
+        "--text-half-life", type=bounded_float(gt=0), default=None, metavar="DAYS",
+        help="llm with --use-texts: recency weighting of the texts (a text DAYS older weighs half; default: plain mean)",
+    )  # fmt: skip
     parser.add_argument(
         "--fairness", choices=FAIRNESS_KINDS, default=llm_default("fairness"),
         help="llm: in-training mitigation term added to the loss (see fairaudit.models._losses; default %(default)s)",
@@ -98,6 +105,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generative: local Hugging Face causal-LM folder (default: the packaged SmolLM2-135M)")
     parser.add_argument("--lm-mode", choices=("rank", "generate"), default="rank",
                         help="generative: rank candidates by title likelihood (default) or generate titles")
+    parser.add_argument(
+        "--dp-epsilon", type=bounded_float(gt=0), default=None, metavar="EPS",
+        help="llm: differentially private training (DP-SGD, user-level) to this target epsilon (docs/privacy.md; "
+        "default: off); early stopping is then off",
+    )  # fmt: skip
+    parser.add_argument("--dp-delta", type=probability, default=None, help="llm with --dp-epsilon: delta (default 1/n_users^1.1)")
+    parser.add_argument(
+        "--dp-max-grad-norm", type=bounded_float(gt=0), default=llm_default("dp_max_grad_norm"), metavar="C",
+        help="llm with --dp-epsilon: per-user gradient clipping norm (default %(default)s)",
+    )  # fmt: skip
 
 
 def model_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,7 +126,7 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     >>> model_params(argparse.Namespace(model="mf", epochs=None, seed=0, device="cpu", patience=None, algorithm="bpr"))
     {'seed': 0, 'device': 'cpu', 'patience': 5, 'algorithm': 'bpr'}
     """
-    from fairaudit.models._tuning import TUNING_PATIENCE
+    from fairaudit._choices import TUNING_PATIENCE
 
     params: dict[str, Any] = {"seed": args.seed}
     patience = getattr(args, "patience", 0)
@@ -122,13 +139,18 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     if args.model == "llm":
         params.update({} if args.epochs is None else {"epochs": args.epochs})
         params.update(device=args.device, encoder=args.encoder, use_profile=args.use_profile, pooling=args.pooling)
+        if getattr(args, "use_texts", False):
+            params.update(use_texts=True, text_half_life_days=args.text_half_life)
         params.update(
             fairness=args.fairness, fairness_weight=args.fairness_weight,
             fairness_attribute=args.fairness_attribute, exposure_attribute=args.exposure_attribute,
             adversary_objective=args.adversary_objective,
         )  # fmt: skip
         params.update(adv_epsilon=args.adv_epsilon, adv_weight=args.adv_weight)
-        params.update({} if patience is None else {"patience": patience})
+        dp = getattr(args, "dp_epsilon", None) is not None  # DP: no early stopping unless asked (then refused)
+        params.update({} if patience is None or (dp and args.patience is None) else {"patience": patience})
+        if dp:
+            params.update(dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta, dp_max_grad_norm=args.dp_max_grad_norm)
     if args.model == "generative":  # --epochs = LoRA fine-tuning passes (none by default)
         params.update({} if args.epochs is None else {"finetune_epochs": args.epochs})
         params.update(device=args.device, lm=getattr(args, "lm", None), mode=getattr(args, "lm_mode", "rank"))
@@ -181,6 +203,25 @@ def progress_printer():
     return callback
 
 
+def check_privacy(args: argparse.Namespace) -> None:
+    """Refuse (naming the option) DP options that cannot apply: never a silent non-private model."""
+    from fairaudit.cli._options import UsageError
+    from fairaudit.models import refuse_dp_kind
+
+    if getattr(args, "dp_epsilon", None) is None:
+        if getattr(args, "dp_delta", None) is not None:
+            raise UsageError("--dp-delta needs --dp-epsilon (differentially private training is off without it)")
+        return
+    if args.model != "llm":
+        raise UsageError(f"--dp-epsilon: {refuse_dp_kind(args.model)}")
+    if args.tune:
+        raise UsageError("--dp-epsilon with --tune: tuning chooses settings on a validation share of the private "
+                         "interactions, which the privacy accounting does not cover; drop --tune")
+    if args.patience:
+        raise UsageError("--dp-epsilon with --patience: early stopping reads a validation share of the private "
+                         "interactions, which the privacy accounting does not cover; drop --patience")
+
+
 def check_attributes(args: argparse.Namespace, dataset) -> None:
     """Refuse (naming the option) a fairness term's user or item column that ``dataset`` lacks."""
     from fairaudit.cli._options import check_item_attribute, check_user_attributes
@@ -193,6 +234,23 @@ def check_attributes(args: argparse.Namespace, dataset) -> None:
         check_user_attributes("--fairness-attribute", [args.fairness_attribute], dataset)
 
 
+def check_texts(args: argparse.Namespace, dataset) -> None:
+    """Refuse (naming the option) --use-texts on a dataset without texts, or --text-half-life without --use-texts."""
+    from fairaudit.cli._options import UsageError
+
+    if getattr(args, "text_half_life", None) is not None and not getattr(args, "use_texts", False):
+        raise UsageError("--text-half-life needs --use-texts")
+    if not getattr(args, "use_texts", False):
+        return
+    if args.model != "llm":
+        raise UsageError(f"--use-texts: only the llm model reads texts, not {args.model!r}")
+    if dataset.texts is None:
+        raise UsageError(f"--use-texts: dataset {dataset.name!r} has no user texts; add user_texts.csv "
+                         "(user_id, text) beside the interactions (docs/profiles.md)")  # fmt: skip
+    if args.text_half_life is not None and "timestamp" not in dataset.texts:
+        raise UsageError("--text-half-life: the user texts have no timestamp column")
+
+
 def run(args: argparse.Namespace) -> int:
     from fairaudit.data import check_folder_target, load_dataset, load_sample, make_split
     from fairaudit.models import create_model, is_model_folder
@@ -200,8 +258,10 @@ def run(args: argparse.Namespace) -> int:
 
     # Refused before training, not after it; the atomic save checks again under its lock.
     check_folder_target(args.out, overwrite=args.overwrite, is_ours=is_model_folder, kind="model folder")
+    check_privacy(args)
     dataset = load_sample() if args.data is None else load_dataset(args.data)
     check_attributes(args, dataset)
+    check_texts(args, dataset)
     split = make_split(dataset, args.split, seed=args.seed)
     start = time.perf_counter()
     if args.tune:
@@ -225,4 +285,8 @@ def run(args: argparse.Namespace) -> int:
     summary = validation_summary(model)
     if summary:
         print(summary)
+    if getattr(model, "privacy_", None) is not None:
+        from fairaudit.models import privacy_summary
+
+        print(f"privacy: {privacy_summary(model.privacy_)}")
     return 0

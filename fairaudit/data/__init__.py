@@ -48,6 +48,15 @@ from fairaudit.data._split import (
     temporal_leave_last,
 )
 from fairaudit.data._synth import generate_sample, load_sample, write_sample
+from fairaudit.data._texts import (
+    FEMALE_NAMES,
+    GENDER_MARKER_PAIRS,
+    MALE_NAMES,
+    MAX_TEXT_CHARS,
+    text_examples,
+    text_summary,
+    texts_per_user,
+)
 
 __all__ = [
     "RECOMMENDATION_COLUMNS",
@@ -93,5 +102,12 @@ __all__ = [
     "temporal_leave_last",
     "validate_path",
     "write_sample",
+    "FEMALE_NAMES",
+    "GENDER_MARKER_PAIRS",
+    "MALE_NAMES",
+    "MAX_TEXT_CHARS",
+    "text_examples",
+    "text_summary",
+    "texts_per_user",
     "zip_region",
 ]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from fairaudit.data import _derive
 from fairaudit.data import _validate as V
+from fairaudit.data._texts import TEXTS_STEM, validate_texts
 from fairaudit.data._schema import GENRE_SEP, UNKNOWN, DataError, Dataset, ValidationIssue
 
 #: A table to load: a path, raw bytes, or a file object (an upload) with a ``name``.
@@ -232,8 +233,8 @@ def load_dataset(
     """Load a dataset from a folder or an interactions file, detecting its layout.
 
     Layouts: a folder (or file) with ``u.data`` -> MovieLens 100K; ``ratings.dat`` ->
-    MovieLens 1M; otherwise ``interactions.csv|.tsv|.parquet`` with optional ``users.*``
-    and ``items.*`` beside it (any interactions file name works when given directly).
+    MovieLens 1M; otherwise ``interactions.csv|.tsv|.parquet`` with optional ``users.*``,
+    ``items.*`` and ``user_texts.*`` beside it (any interactions file name works when given directly).
 
     Parameters
     ----------
@@ -282,6 +283,7 @@ def load_dataset(
         path,
         _beside(path, "users"),
         _beside(path, "items"),
+        texts=_beside(path, TEXTS_STEM),
         mapping=mapping,
         max_bytes=max_bytes,
         encoding=encoding,
@@ -295,6 +297,7 @@ def load_tables(
     users: Source | None = None,
     items: Source | None = None,
     *,
+    texts: Source | None = None,
     mapping: dict[str, str] | None = None,
     max_bytes: int = 200_000_000,
     age_edges: Sequence[int] = _derive.AGE_EDGES,
@@ -305,7 +308,8 @@ def load_tables(
     """Load explicit tables: paths, bytes or file objects (e.g. dashboard uploads).
 
     The file type comes from the path or the object's ``name`` (``.csv``, ``.tsv``,
-    ``.parquet``); bytes without a name are read as CSV. Options as :func:`load_dataset`.
+    ``.parquet``); bytes without a name are read as CSV. ``texts`` is the optional user-texts
+    table (:mod:`fairaudit.data._texts`). Options as :func:`load_dataset`.
 
     >>> load_tables(b"user_id,item_id\\nu1,i1\\n", b"user_id,gender\\nu1,F\\n").users.columns.tolist()
     ['user_id', 'gender', 'activity']
@@ -315,10 +319,13 @@ def load_tables(
     read = dict(max_bytes=max_bytes, encoding=encoding, issues=issues)
     tables = [None if src is None else apply_mapping(read_table(src, **read), mapping) for src in sources.values()]
     files = {key: _name(src) for key, src in sources.items() if src is not None}
+    if texts is not None:
+        files["texts"] = _name(texts)
     return _finish(
         *tables,
         files,
         issues,
+        texts=None if texts is None else apply_mapping(read_table(texts, **read), mapping),
         name=name or files["interactions"],
         age_edges=age_edges,
         popularity_cuts=popularity_cuts,
@@ -335,10 +342,14 @@ def _finish(
     name: str,
     age_edges: Sequence[int],
     popularity_cuts: tuple[float, float],
+    texts: pd.DataFrame | None = None,
 ) -> Dataset:
     """Validate once, derive attributes, and build the :class:`Dataset` (shared by every loader)."""
     inter, users, items, found = V.validate_tables(interactions, users, items, files)
     issues = issues + found
+    if texts is not None and not any(i.severity == "error" for i in issues):
+        texts, found = validate_texts(texts, users, items, files.get("texts", "user_texts"))
+        issues = issues + found
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         raise DataError(errors + [i for i in issues if i.severity != "error"])
@@ -359,6 +370,7 @@ def _finish(
         items=items.reset_index(drop=True),
         name=name,
         warnings=tuple(issues),
+        texts=None if texts is None or texts.empty else texts,
     )
 
 

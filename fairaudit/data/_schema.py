@@ -83,6 +83,10 @@ class Dataset:
         Human-readable source name (folder or file).
     warnings : tuple of ValidationIssue
         Recoverable problems repaired while loading.
+    texts : DataFrame or None
+        Optional user texts (``user_texts.csv``): ``user_id``, ``text`` and, when the file has
+        them, ``item_id`` (``""`` for none), ``timestamp`` (int64 seconds) and ``kind``
+        (see :mod:`fairaudit.data._texts`). Not part of :meth:`fingerprint`.
     """
 
     interactions: pd.DataFrame
@@ -90,6 +94,7 @@ class Dataset:
     items: pd.DataFrame
     name: str = "dataset"
     warnings: tuple[ValidationIssue, ...] = field(default=())
+    texts: pd.DataFrame | None = None
 
     @property
     def user_attributes(self) -> list[str]:
@@ -108,6 +113,10 @@ class Dataset:
     def fingerprint(self) -> str:
         """Stable SHA-256 prefix of the three tables' content, for provenance checks."""
         return frame_fingerprint(self.interactions, self.users, self.items)
+
+    def texts_fingerprint(self) -> str | None:
+        """Fingerprint of the texts table (``None`` without one), recorded by models that read texts."""
+        return None if self.texts is None else frame_fingerprint(self.texts)
 
     def summary(self) -> dict[str, int]:
         """Sizes used on the Data page, in reports and in ``audit.json``."""

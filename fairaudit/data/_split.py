@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
+from fairaudit._choices import SPLIT_METHODS, SplitMethod
 from fairaudit.data._schema import Dataset, Split
-
-SplitMethod = Literal["random", "temporal", "cold_items"]
-SPLIT_METHODS: tuple[str, ...] = get_args(SplitMethod)
 
 UNKNOWN_METHOD = "unknown split method '{0}'; expected one of {1}"
 NO_TIMESTAMP = "the temporal split needs a 'timestamp' column in the interactions; use method='random' instead"

@@ -15,6 +15,9 @@ an audit has known answers (written to ``ground_truth.json``):
    below their catalogue share.
 4. **Region null control.** ZIP codes are drawn uniformly from real US ZIPs (2% malformed or
    foreign -> region ``"unknown"``), independently of everything else: region has no effect.
+5. **User texts** (``user_texts.csv``, their own random stream): texts name the users' favourite
+   genres, and F users' texts carry gender markers; ``gender_markers=False`` is the control
+   (:mod:`fairaudit.data._synth_texts`).
 
 Choices: each user has two random favourite genres (x8, on top of the age boost); an item's
 affinity is the boost of its best-liked genre, its weight ``affinity x popularity`` (Zipf,
@@ -35,6 +38,7 @@ import pandas as pd
 from fairaudit.data import _derive
 from fairaudit.data._load import _finish, load_dataset
 from fairaudit.data._schema import GENRE_SEP, Dataset
+from fairaudit.data._synth_texts import sample_texts, texts_truth
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -177,7 +181,7 @@ def _raw_tables(seed: int, n_users: int, n_items: int, n_interactions: int):
         }
     )
     users["gender"] = users["gender"].replace("", None)
-    return interactions, users, items
+    return interactions, users, items, member, favourites
 
 
 def _ground_truth(dataset: Dataset, seed: int, params: dict) -> dict:
@@ -265,22 +269,36 @@ def _ground_truth(dataset: Dataset, seed: int, params: dict) -> dict:
 
 
 def generate_sample(
-    seed: int = 0, n_users: int = 2000, n_items: int = 800, n_interactions: int = 100_000
+    seed: int = 0,
+    n_users: int = 2000,
+    n_items: int = 800,
+    n_interactions: int = 100_000,
+    *,
+    texts: bool = True,
+    gender_markers: bool = True,
 ) -> tuple[Dataset, dict]:
     """Generate the planted-bias sample; returns the dataset and its ground truth.
 
     The dataset passes through the same validation and derivation as a loaded one, so
-    ``load_dataset`` on the written files gives an identical :class:`Dataset`.
+    ``load_dataset`` on the written files gives an identical :class:`Dataset`. ``texts`` adds
+    the user texts (``Dataset.texts``, ground truth ``"texts"``); ``gender_markers=False`` writes
+    the control texts without any attribute signal. Neither changes the other three tables.
 
     >>> ds, truth = generate_sample(seed=1, n_users=60, n_items=40, n_interactions=600)
     >>> ds.summary()["n_users"], [e["id"] for e in truth["effects"]][:2]
     (60, ['gender_accuracy', 'gender_activity'])
     """
     params = {"n_users": n_users, "n_items": n_items, "n_interactions": n_interactions}
-    interactions, users, items = _raw_tables(seed, **params)
+    interactions, users, items, member, favourites = _raw_tables(seed, **params)
     files = {"interactions": "interactions.csv", "users": "users.csv", "items": "items.csv"}
-    for frame in (interactions, users, items):
-        frame.index = pd.RangeIndex(2, len(frame) + 2)  # CSV row numbers, as the loader sets them
+    raw_texts = None
+    if texts:
+        raw_texts = sample_texts(seed, users, items, member, favourites, GENRES, gender_markers=gender_markers)
+        raw_texts = None if raw_texts.empty else raw_texts  # a tiny sample where nobody writes
+        files["texts"] = "user_texts.csv"
+    for frame in (interactions, users, items, raw_texts):
+        if frame is not None:
+            frame.index = pd.RangeIndex(2, len(frame) + 2)  # CSV row numbers, as the loader sets them
     dataset = _finish(
         interactions,
         users,
@@ -290,8 +308,12 @@ def generate_sample(
         name="sample_data",
         age_edges=_derive.AGE_EDGES,
         popularity_cuts=_derive.POPULARITY_CUTS,
+        texts=raw_texts,
     )
-    return dataset, _ground_truth(dataset, seed, params)
+    truth = _ground_truth(dataset, seed, params)
+    if dataset.texts is not None:
+        truth["texts"] = texts_truth(dataset.texts, dataset.users, gender_markers)
+    return dataset, truth
 
 
 #: Columns written to ``users.csv`` / ``items.csv`` (derived ones are recomputed on load).
@@ -305,27 +327,32 @@ def write_sample(
     n_users: int = 2000,
     n_items: int = 800,
     n_interactions: int = 100_000,
+    *,
+    gender_markers: bool = True,
 ) -> Dataset:
-    """Generate the sample and write ``interactions.csv``, ``users.csv``, ``items.csv``, ``ground_truth.json``.
+    """Generate the sample and write ``interactions.csv``, ``users.csv``, ``items.csv``, ``user_texts.csv``, ``ground_truth.json``.
 
     Only raw columns are written; ``age_band``, ``region``, ``activity`` and
-    ``popularity_tier`` are derived again when the folder is loaded.
+    ``popularity_tier`` are derived again when the folder is loaded. ``gender_markers=False``
+    writes the control texts (see :func:`generate_sample`).
 
     >>> import tempfile
     >>> out = Path(tempfile.mkdtemp())
     >>> _ = write_sample(out, n_users=30, n_items=20, n_interactions=200)
     >>> sorted(p.name for p in out.iterdir())
-    ['ground_truth.json', 'interactions.csv', 'items.csv', 'users.csv']
+    ['ground_truth.json', 'interactions.csv', 'items.csv', 'user_texts.csv', 'users.csv']
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    dataset, truth = generate_sample(seed, n_users, n_items, n_interactions)
+    dataset, truth = generate_sample(seed, n_users, n_items, n_interactions, gender_markers=gender_markers)
     users = dataset.users[list(RAW_USER_COLUMNS)].copy()
     users["gender"] = users["gender"].replace("unknown", "")
     users["age"] = users["age"].astype(int)
     dataset.interactions.to_csv(directory / "interactions.csv", index=False)
     users.to_csv(directory / "users.csv", index=False)
     dataset.items[list(RAW_ITEM_COLUMNS)].to_csv(directory / "items.csv", index=False)
+    if dataset.texts is not None:
+        dataset.texts.to_csv(directory / "user_texts.csv", index=False)
     (directory / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
     return dataset
 

@@ -14,7 +14,6 @@ shares of the item groups with the first audited (reference) window.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -24,6 +23,7 @@ import pandas as pd
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from fairaudit._choices import N_DAYS_PERIOD, check_period
 from fairaudit.audit import TABLES, AuditConfig, AuditResult, run_audit
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import benjamini_hochberg
@@ -35,24 +35,10 @@ PERIOD_COLUMNS = TABLES["period_metrics"].columns
 TREND_COLUMNS = TABLES["period_trends"].columns
 DRIFT_VIEW_COLUMNS = TABLES["exposure_drift"].columns
 
-_BAD_PERIOD = "period must be 'month', 'week' or 'N-days' (N a whole number >= 1, e.g. '14-days'); got {0!r}"
 _NO_TIMESTAMPS = "the interactions have no 'timestamp' column; audits by period need one (seconds since 1970)"
 _TOO_FEW = "the log spans {0} {1} window(s); an audit by period needs at least 2 (the first only trains)"
-_N_DAYS = re.compile(r"^(\d+)-days?$")
 _NO_WINDOWS = "no window after the first has interactions of users with earlier history; use longer periods than {0!r}"
 _NOTHING_TO_RETRAIN = "audits by period re-train the models per window; imported lists ({0}) cannot be re-trained"
-
-
-def check_period(text: str) -> str:
-    """``text`` when it names a period (``month``, ``week`` or ``N-days``), else ``ValueError``.
-
-    >>> check_period("14-days"), check_period("month")
-    ('14-days', 'month')
-    """
-    match = _N_DAYS.match(str(text))
-    if text not in ("month", "week") and not (match and int(match.group(1)) >= 1):
-        raise ValueError(_BAD_PERIOD.format(text))
-    return text
 
 
 def period_windows(timestamps: pd.Series, period: str) -> pd.DataFrame:
@@ -70,7 +56,7 @@ def period_windows(timestamps: pd.Series, period: str) -> pd.DataFrame:
         ends = (spans + 1).dt.start_time
         labels = spans.astype(str).str.split("/").str[0]
     else:
-        days = int(_N_DAYS.match(period).group(1))
+        days = int(N_DAYS_PERIOD.match(period).group(1))
         origin = times.min().normalize()
         index = np.unique(((times - origin).dt.days // days).to_numpy())
         starts = pd.Series(origin + pd.to_timedelta(index * days, unit="D"))

@@ -37,12 +37,13 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
+from fairaudit._choices import CHOICE_MODELS, CONSUMPTIONS, RETRAIN_MODES, ChoiceModel, Consumption, RetrainMode
 from fairaudit.data import Dataset, Split, csv_bytes, replacing_folder
 from fairaudit.dynamics._rounds import (
     ROUND_COLUMNS,
@@ -56,12 +57,6 @@ from fairaudit.dynamics._rounds import (
 from fairaudit.metrics import item_groups, position_weights, seeded_rng
 from fairaudit.models import RERANK_KINDS, ExternalRecommender, Recommender, Reranker, create_model, model_kinds
 
-ChoiceModel = Literal["position", "cascade"]
-CHOICE_MODELS: tuple[str, ...] = ("position", "cascade")
-RetrainMode = Literal["scratch", "finetune"]
-RETRAIN_MODES: tuple[str, ...] = ("scratch", "finetune")
-Consumption = Literal["repeat", "once"]
-CONSUMPTIONS: tuple[str, ...] = ("repeat", "once")
 #: Hyper-parameters that set a model's training length; fine-tuning sets the first one a kind has.
 EPOCH_PARAMETERS = ("epochs", "iterations")
 DRIFT_COLUMNS = (

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from fairaudit._choices import DEFAULT_PROBE_USERS
 from fairaudit.audit import FILES, OPTIONAL_FILES, AuditResult, audit_split
 from fairaudit.data import Dataset
 from fairaudit.explain._features import DEFAULT_ATTRIBUTES, user_features
@@ -28,8 +29,6 @@ EXPLANATION_FILES = {
     "probes": OPTIONAL_FILES["probes"],
     "settings": OPTIONAL_FILES["explanations"],
 }
-#: Users probed per model and attribute by default (a seeded sample).
-DEFAULT_PROBE_USERS = 1000
 
 _NO_USER_METRICS = "Audit folder '{0}' lacks user_metrics.parquet or audit.json; write the audit first"
 _UNKNOWN_METRIC = "Metric '{0}' is not a column of user_metrics.parquet; expected one of {1}"

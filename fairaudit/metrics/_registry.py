@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from fairaudit import _choices
 from fairaudit.metrics._accuracy import accuracy_metrics
 from fairaudit.metrics._calibration import CALIBRATION_ALPHA, miscalibration
 from fairaudit.metrics._diversity import genre_coverage, intra_list_diversity, novelty
@@ -40,6 +41,7 @@ _BAD_LABEL = "Metric '{0}': label template {1!r} must contain '@{{k}}' (the cut-
 _CATALOGUE_NEEDS = "Metric '{0}': a catalogue-level metric reads item recommendation counts only; drop needs={1}"
 _USER_CI = "Metric '{0}': per-user metrics always get a bootstrap CI; ci=False is for catalogue-level metrics"
 _DUPLICATE = "Metric '{0}' is registered twice; metric names must be unique"
+_UNDECLARED_ACCURACY = "The registry's accuracy metrics {0} differ from fairaudit._choices.ACCURACY_METRICS {1}; declare them there"
 _BAD_FILTER = "Unknown {0} {1!r} in a registry query; expected one of {2}"
 
 
@@ -318,8 +320,11 @@ METRICS = MetricRegistry([
            headline=True, ci=False),
 ])  # fmt: skip
 
-#: Per-user accuracy metrics, in ``accuracy_metrics``' column order.
-ACCURACY_METRICS = METRICS.names(family="accuracy")
+#: Per-user accuracy metrics, in ``accuracy_metrics``' column order: declared in :mod:`fairaudit._choices`, so
+#: that ``sweep --metric`` lists them without importing the metrics; the registry must agree.
+ACCURACY_METRICS = _choices.ACCURACY_METRICS
+if METRICS.names(family="accuracy") != ACCURACY_METRICS:
+    raise ImportError(_UNDECLARED_ACCURACY.format(METRICS.names(family="accuracy"), ACCURACY_METRICS))
 #: Display template of each metric (``{k}`` is the list length), read by :func:`metric_label`.
 METRIC_LABELS = {name: metric.label for name, metric in METRICS.items()}
 

@@ -19,14 +19,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from fairaudit._choices import DEFAULT_ROUNDS, MIN_GROUP_SIZE
+
 Reference = Literal["rest", "best"]
 REFERENCES: tuple[str, ...] = ("rest", "best")
 #: Most entries of one resampling matrix held at a time (about 32 MB of float64).
 CHUNK_ELEMENTS = 4_000_000
-#: Default number of bootstrap and permutation rounds.
-DEFAULT_ROUNDS = 1000
-#: Groups with fewer users than this are flagged and left out of gap tests by default.
-MIN_GROUP_SIZE = 30
 
 _BAD_REFERENCE = "Unknown gap reference '{0}'; expected one of {1}"
 _NOT_ALIGNED = "Group labels must cover every user of the metric frame; {0} user(s) have no group"

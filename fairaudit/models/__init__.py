@@ -6,6 +6,7 @@ any fitted model (``_rerank.py``, greedy list builders in ``_greedy.py``). ``Ext
 (``_external.py``) wraps a model trained elsewhere; it is not a registered kind (it is code).
 """
 
+from fairaudit._choices import RERANK_KINDS
 from fairaudit.models._base import (
     BAD_THREADS,
     ModelFolderError,
@@ -40,7 +41,19 @@ from fairaudit.models._adversarial import (
     perturb_vectors,
     softmax_ranking_loss,
 )
+from fairaudit.models._dp import (
+    DP_KIND_UNSUPPORTED,
+    DP_UNSUPPORTED,
+    DPSGD,
+    default_delta,
+    dp_enabled,
+    epsilon_spent,
+    privacy_record,
+    privacy_summary,
+    refuse_dp_kind,
+)
 from fairaudit.models._encoder import TextEncoder, item_text_embeddings, item_texts
+from fairaudit.models._text_profiles import TextProfiles, encode_profiles, pool_profiles, recency_weights
 from fairaudit.models._itemknn import ItemKNNRecommender
 from fairaudit.models._llm import LLMRecommender
 from fairaudit.models._generative import GenerativeRecommender, LanguageModel, TitleMatcher, get_language_model
@@ -53,18 +66,20 @@ from fairaudit.models._losses import (
     AttributeAdversary,
     FairnessKind,
     FairnessRegulariser,
+    attribute_auc,
     attribute_leakage,
     attribute_recovery,
+    attribute_scores,
     exposure_divergence,
     grad_reverse,
     group_difference,
+    rank_auc,
     group_mean_gap,
 )
 from fairaudit.models._popularity import PopularityRecommender
 from fairaudit.models._validation import EarlyStopping, validation_split
 from fairaudit.models._tuning import TUNING_GRIDS, TuningResult, tune, tunable_kinds
 from fairaudit.models._rerank import (
-    RERANK_KINDS,
     CalibratedReranker,
     ExposureReranker,
     MMRReranker,
@@ -106,13 +121,16 @@ __all__ = [
     "RerankKind",
     "ScoreFunction",
     "Reranker",
+    "attribute_auc",
     "attribute_leakage",
     "attribute_recovery",
+    "attribute_scores",
     "exposure_divergence",
     "grad_reverse",
     "greedy_kl_rerank",
     "greedy_mmr_rerank",
     "group_difference",
+    "rank_auc",
     "group_mean_gap",
     "normalise_relevance",
     "ItemKNNRecommender",
@@ -122,6 +140,10 @@ __all__ = [
     "TitleMatcher",
     "get_language_model",
     "TextEncoder",
+    "TextProfiles",
+    "encode_profiles",
+    "pool_profiles",
+    "recency_weights",
     "item_text_embeddings",
     "item_texts",
     "MFRecommender",
@@ -145,6 +167,15 @@ __all__ = [
     "set_threads",
     "EarlyStopping",
     "validation_split",
+    "DP_KIND_UNSUPPORTED",
+    "DP_UNSUPPORTED",
+    "DPSGD",
+    "default_delta",
+    "dp_enabled",
+    "epsilon_spent",
+    "privacy_record",
+    "privacy_summary",
+    "refuse_dp_kind",
     "TUNING_GRIDS",
     "TuningResult",
     "tune",

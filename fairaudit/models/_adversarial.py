@@ -34,15 +34,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fairaudit._choices import PGD_STEPS, SIDES, Side
 from fairaudit.models._base import Recommender
 from fairaudit.models._external import ExternalRecommender
 
 Perturbation = Literal["fgsm", "pgd", "gaussian", "sign"]
 PERTURBATIONS: tuple[str, ...] = get_args(Perturbation)
-Side = Literal["user", "item", "both"]
-SIDES: tuple[str, ...] = get_args(Side)
-#: PGD steps and total travel (step size = PGD_TRAVEL x epsilon / steps), as in Madry et al.'s 2.5 rule.
-PGD_STEPS = 10
+#: PGD's total travel (step size = PGD_TRAVEL x epsilon / PGD_STEPS), as in Madry et al.'s 2.5 rule.
 PGD_TRAVEL = 2.5
 #: Length of the clean list whose items the attack pushes down.
 ATTACK_K = 10
@@ -92,6 +90,23 @@ def model_vectors(model: Recommender) -> Vectors:
     return Vectors(users, items, torch.zeros(len(items)))
 
 
+def softmax_user_losses(
+    logits: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities and per-user losses ``-mean_{i in targets} log softmax(logits)_i`` (0 without targets).
+
+    Free of data-dependent control flow, so ``torch.func.vmap`` can take per-user gradients of it (DP-SGD).
+
+    >>> round(float(softmax_user_losses(torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]]))[1][0]), 4)
+    1.3863
+    """
+    logits = logits.float()
+    if excluded is not None:
+        logits = logits.masked_fill(excluded, -1e9)
+    logp = torch.log_softmax(logits, dim=1)
+    return logp, -(logp * targets).sum(1) / targets.sum(1).clamp_min(1)
+
+
 def softmax_ranking_terms(
     logits: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -105,13 +120,8 @@ def softmax_ranking_terms(
     >>> round(float(loss), 4), tuple(logp.shape), round(float(per_user[0]), 4)  # log 4
     (1.3863, (1, 4), 1.3863)
     """
-    logits = logits.float()
-    if excluded is not None:
-        logits = logits.masked_fill(excluded, -1e9)
-    logp = torch.log_softmax(logits, dim=1)
-    n_targets = targets.sum(1)
-    per_user = -(logp * targets).sum(1) / n_targets.clamp_min(1)
-    rows = n_targets > 0
+    logp, per_user = softmax_user_losses(logits, targets, excluded)
+    rows = targets.sum(1) > 0
     loss = per_user[rows].mean() if bool(rows.any()) else logp.sum() * 0.0
     return loss, logp, per_user
 

@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fairaudit._choices import ALWAYS_AVAILABLE_DEVICES, MODEL_KINDS
 from fairaudit.data import Dataset, Split, file_sha256, replacing_folder
 
 CONFIG_FILE = "config.json"
@@ -61,8 +62,11 @@ _NEWER_FORMAT = "format_version {0!r} is not {1}; it was written by another Fair
 WARM_START_KIND = "warm_start must be a fitted model of the same kind ('{0}'), got {1}"
 WARM_START_UNFITTED = "warm_start ({0}) is not fitted yet; pass a fitted model or None"
 BAD_THREADS = "threads must be a whole number >= 1, got {0!r}"
+_UNDECLARED_KIND = "model kind {0!r} of {1} is not declared; add it to fairaudit._choices.MODEL_KINDS"
 #: Key of ``config.json`` holding how the model was validated (:attr:`Recommender.validation_`).
 VALIDATION_KEY = "validation"
+#: Key of ``config.json`` holding a DP-trained model's privacy record (``privacy_``; absent: no DP guarantee).
+PRIVACY_KEY = "privacy"
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def available_devices() -> tuple[str, ...]:
     >>> available_devices()[:2]
     ('auto', 'cpu')
     """
-    devices = ["auto", "cpu"]
+    devices = list(ALWAYS_AVAILABLE_DEVICES)
     if torch.cuda.is_available():
         devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
     mps = getattr(torch.backends, "mps", None)
@@ -480,6 +484,8 @@ class Recommender:
             }
             if getattr(self, "validation_", None) is not None:
                 config[VALIDATION_KEY] = self.validation_
+            if getattr(self, "privacy_", None) is not None:
+                config[PRIVACY_KEY] = self.privacy_
             config = json.loads(json.dumps(config))  # exactly what load_model will read back
             config[CONFIG_CHECKSUM] = config_checksum(config)
             (temporary / CONFIG_FILE).write_text(json.dumps(config, indent=1))
@@ -575,14 +581,24 @@ _REGISTRY: dict[str, type[Recommender]] = {}
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
-    """Class decorator: make a model kind loadable by ``load_model``."""
+    """Class decorator: make a model kind loadable by ``load_model``.
+
+    The kind must be declared in :data:`fairaudit._choices.MODEL_KINDS`, which the command line
+    reads without importing the models.
+    """
+    if cls.kind not in MODEL_KINDS:
+        raise ValueError(_UNDECLARED_KIND.format(cls.kind, cls.__name__))
     _REGISTRY[cls.kind] = cls
     return cls
 
 
 def model_kinds() -> tuple[str, ...]:
-    """Registered model kinds, e.g. ``('llm', 'popularity', 'itemknn', 'mf')``."""
-    return tuple(_REGISTRY)
+    """Registered model kinds, in the order of :data:`fairaudit._choices.MODEL_KINDS`.
+
+    >>> model_kinds()[:3]
+    ('imported', 'itemknn', 'llm')
+    """
+    return tuple(kind for kind in MODEL_KINDS if kind in _REGISTRY)
 
 
 def create_model(kind: str, **params: Any) -> Recommender:
@@ -644,6 +660,8 @@ def load_model(directory: str | Path, dataset: Dataset | None = None) -> Recomme
     }
     if VALIDATION_KEY in config:
         fitted["validation_"] = config[VALIDATION_KEY]
+    if PRIVACY_KEY in config:
+        fitted["privacy_"] = config[PRIVACY_KEY]
     state = {name.removeprefix("state."): t for name, t in tensors.items()}
     return restore_model(config, state, fitted)
 
@@ -659,7 +677,7 @@ def restore_model(config: Mapping[str, Any], state: dict[str, torch.Tensor], fit
     wrapped model shares them. Only registered kinds are built: no code comes from the folder.
     """
     model = _REGISTRY[config["kind"]]._from_config(dict(config))
-    for name in (*FITTED_ATTRIBUTES, "validation_"):
+    for name in (*FITTED_ATTRIBUTES, "validation_", "privacy_"):
         if name in fitted:
             setattr(model, name, fitted[name])
     model._build_index()

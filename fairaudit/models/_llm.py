@@ -12,7 +12,11 @@ User tower
     default) or ``/ sum_i h_ui`` (``pooling="mean"``) with a separate history projection,
     and (with ``use_profile=True``) the projected embedding ``p_u`` of a profile text
     stating the user's attributes, e.g.
-    ``"A user. Gender: F. Age band: 25-34. Region: South."``.
+    ``"A user. Gender: F. Age band: 25-34. Region: South."``; with ``use_texts=True``, plus
+    ``T t_u`` for a user with texts (``t_u`` the pooled embedding of the user's own texts,
+    :mod:`fairaudit.models._text_profiles`, standardised over the users with texts) or a learned
+    no-text vector ``n`` for a user without.
+    A user with texts but no training interactions (cold start) is served from ``T t_u``.
 Score
     ``s_ui = u . v_i + b_i``. Trained per batch of users: a random part of each history
     is held out, the rest is pooled as input, and the held-out items are the targets of
@@ -24,11 +28,14 @@ Fairness (optional)
     ``fairness_weight=lambda``); off by default, and off it trains exactly the plain model.
     Sqrt pooling writes the history's length into the user vector's norm, so no training
     term can fully hide an attribute that goes with activity; the adversarial term wants
-    ``pooling="mean"`` (and warns without it).
+    ``pooling="mean"`` (and warns without it). Every term reads the user tower's output ``u``,
+    which includes the text term ``T t_u``, so the adversarial term also trains ``T`` (and the
+    no-text vector) against recovering the attribute from the texts.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import time
 import warnings
@@ -39,19 +46,20 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fairaudit._choices import LLM_DEFAULTS, POOLINGS, Pooling
 from fairaudit.data import UNKNOWN, Dataset, Split
 from fairaudit.models._base import Progress, ProgressCallback, Recommender, carry_rows, register, resolve_device
 from fairaudit.models._encoder import TextEncoder, get_encoder, item_texts
 from fairaudit.models._losses import AdversaryObjective, FairnessKind, FairnessRegulariser
-from fairaudit.models._adversarial import apr_loss, softmax_ranking_terms
+from fairaudit.models._text_profiles import TextProfiles, check_half_life, encode_profiles
+from fairaudit.models._adversarial import apr_loss, softmax_ranking_terms, softmax_user_losses
+from fairaudit.models._dp import DEFAULT_MAX_GRAD_NORM, DP_UNSUPPORTED, DPSGD, check_dp_settings, dp_enabled
 from fairaudit.models._validation import (
     VALIDATION_FRACTION, EarlyStopping, Holdout, check_validation_settings, stopped_message,
 )  # fmt: skip
 
 Loss = Literal["auto", "full", "in_batch"]
 LOSSES: tuple[str, ...] = get_args(Loss)
-Pooling = Literal["sqrt", "mean"]
-POOLINGS: tuple[str, ...] = get_args(Pooling)
 #: Catalogue size up to which ``loss="auto"`` uses the exact full softmax.
 FULL_SOFTMAX_MAX_ITEMS = 50_000
 #: Learning rate of the adversarial term's classifier, as a multiple of the model's ``lr``.
@@ -61,8 +69,13 @@ _BAD_LOSS = "loss must be one of {0}, got {1!r}"
 _BAD_POOLING = "pooling must be one of {0}, got {1!r}"
 _WARM_MISMATCH = (
     "warm_start's network does not fit this model ({0}); warm-start from an LLM recommender with the same "
-    "dim, encoder and use_profile"
+    "dim, encoder, use_profile and use_texts"
 )
+NO_TEXTS = (
+    "use_texts=True needs user texts, but dataset '{0}' has none; add a user_texts.csv (user_id, text) "
+    "beside the interactions (docs/profiles.md) or train without use_texts"
+)
+_TEXTS_OFF = "this model was trained without use_texts; train it with use_texts=True to give it texts"
 #: Parameters of :class:`_TwoTower` with one row per user or per item (carried over by id on warm starts).
 _USER_ROWS = ("user_id.weight",)
 _ITEM_ROWS = ("item_id.weight", "item_bias_id.weight", "hist_id.weight")
@@ -103,7 +116,9 @@ def profile_texts(values: pd.DataFrame) -> list[str]:
 
 
 class _TwoTower(nn.Module):
-    def __init__(self, n_users: int, n_items: int, text_dim: int, dim: int, use_profile: bool) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, text_dim: int, dim: int, use_profile: bool, use_texts: bool = False
+    ) -> None:
         super().__init__()
         self.item_text = nn.Linear(text_dim, dim)
         self.item_bias_text = nn.Linear(text_dim, 1)
@@ -115,6 +130,13 @@ class _TwoTower(nn.Module):
         self.profile = nn.Linear(text_dim, dim) if use_profile else None
         for emb in (self.item_id, self.item_bias_id, self.hist_id, self.user_id):
             nn.init.zeros_(emb.weight)
+        # Created last, and only when used: the other layers' initial weights stay those of the plain model.
+        self.text_profile = nn.Linear(text_dim, dim) if use_texts else None
+        self.no_text = nn.Parameter(torch.zeros(dim)) if use_texts else None
+
+    def texts(self, profiles: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        """Text term of the user tower: ``T t_u`` for users with texts, the learned no-text vector otherwise."""
+        return torch.where(has_text[:, None], self.text_profile(profiles), self.no_text)
 
     def items(self, text: torch.Tensor, id_keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Item vectors, item biases and history vectors; ``id_keep`` (n_items x 1) gates the ID terms."""
@@ -154,6 +176,14 @@ class LLMRecommender(Recommender):
         Add the embedding of a profile text stating the user's attributes.
     profile_attributes : sequence of str
         User columns stated in the profile text (missing columns read ``unknown``).
+    use_texts : bool
+        Add the user's text profile (the mean embedding of their own texts, ``Dataset.texts``;
+        :func:`~fairaudit.models.encode_profiles`) through a learned projection, and a learned
+        no-text vector for users without texts. Users with texts and no interactions are served
+        from it. Needs a dataset with texts.
+    text_half_life_days : float or None
+        Recency weighting of the texts in the profile: a text one half-life older than the user's
+        newest weighs half as much (needs a ``timestamp`` column); None: plain mean.
     fairness : {"none", "difference", "exposure", "adversarial"}
         In-training mitigation added to the loss with weight ``fairness_weight`` (lambda):
         ``"difference"`` penalises the gap in mean training loss between the groups of
@@ -192,6 +222,15 @@ class LLMRecommender(Recommender):
         validation, train ``epochs``.
     validation_fraction : float
         Per-user share of the training interactions used for validation.
+    dp_epsilon, dp_delta, dp_max_grad_norm : float
+        Differentially private training (DP-SGD with Opacus, :mod:`fairaudit.models._dp`; docs/privacy.md):
+        the target epsilon (None or inf: off, the default), delta (None: ``1 / n_users^1.1``) and the
+        per-user clipping norm. The privacy unit is the user (a user's whole history is one sample);
+        batches are Poisson samples of ``batch_size`` users on average, each user's gradient is clipped
+        and Gaussian noise calibrated by the RDP accountant is added. The per-user embedding is not
+        trained (it stays zero). The spent (epsilon, delta) is kept in ``privacy_`` (``"privacy"`` in
+        ``config.json``). Settings DP cannot protect (in-batch loss, fairness terms, APR, early stopping,
+        warm starts) raise ``ValueError`` naming them.
     device : str
         ``"auto"`` (CUDA when available, mixed precision there) or a torch device.
     seed : int
@@ -225,20 +264,25 @@ class LLMRecommender(Recommender):
         weight_decay: float = 1e-4,
         id_dropout: float = 0.1,
         holdout: float = 0.2,
-        pooling: Pooling = "sqrt",
+        pooling: Pooling = LLM_DEFAULTS["pooling"],
         loss: Loss = "auto",
         use_profile: bool = False,
         profile_attributes: Sequence[str] = ("gender", "age_band", "region"),
-        fairness: FairnessKind = "none",
-        fairness_weight: float = 0.0,
-        fairness_attribute: str = "gender",
-        exposure_attribute: str = "provider",
-        adversary_objective: AdversaryObjective = "mean_matching",
-        adv_epsilon: float = 0.0,
-        adv_weight: float = 0.0,
+        use_texts: bool = False,
+        text_half_life_days: float | None = None,
+        fairness: FairnessKind = LLM_DEFAULTS["fairness"],
+        fairness_weight: float = LLM_DEFAULTS["fairness_weight"],
+        fairness_attribute: str = LLM_DEFAULTS["fairness_attribute"],
+        exposure_attribute: str = LLM_DEFAULTS["exposure_attribute"],
+        adversary_objective: AdversaryObjective = LLM_DEFAULTS["adversary_objective"],
+        adv_epsilon: float = LLM_DEFAULTS["adv_epsilon"],
+        adv_weight: float = LLM_DEFAULTS["adv_weight"],
         weight_averaging: float = 0.0,
         patience: int | None = None,
         validation_fraction: float = VALIDATION_FRACTION,
+        dp_epsilon: float | None = None,
+        dp_delta: float | None = None,
+        dp_max_grad_norm: float = DEFAULT_MAX_GRAD_NORM,
         device: str = "auto",
         seed: int = 0,
     ) -> None:
@@ -254,6 +298,8 @@ class LLMRecommender(Recommender):
         self.loss = loss
         self.use_profile = use_profile
         self.profile_attributes = tuple(profile_attributes)
+        self.use_texts = use_texts
+        self.text_half_life_days = text_half_life_days
         self.fairness = fairness
         self.fairness_weight = fairness_weight
         self.fairness_attribute = fairness_attribute
@@ -264,6 +310,9 @@ class LLMRecommender(Recommender):
         self.weight_averaging = weight_averaging
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.dp_epsilon = dp_epsilon
+        self.dp_delta = dp_delta
+        self.dp_max_grad_norm = dp_max_grad_norm
         self.device = device
         self.seed = seed
 
@@ -315,6 +364,110 @@ class LLMRecommender(Recommender):
             table = torch.from_numpy(self.encoder.encode(list(uniques)))
         return table[torch.as_tensor(codes, dtype=torch.long)]
 
+    # ---- text profiles (use_texts) --------------------------------------------------------
+    def _set_text_profiles(self, dataset: Dataset) -> None:
+        """Pool every model user's texts into ``text_profiles_`` (users x text dim) and ``text_counts_``."""
+        if dataset.texts is None:
+            raise ValueError(NO_TEXTS.format(dataset.name))
+        check_half_life(self.text_half_life_days)
+        profiles = encode_profiles(
+            dataset.texts, self.user_ids_, encoder=self.encoder, half_life_days=self.text_half_life_days
+        )
+        self.text_profiles_ = torch.from_numpy(profiles.vectors)
+        self.text_counts_ = torch.from_numpy(profiles.n_texts)
+        # Standardised input: what all texts share (template, language) dominates sentence embeddings,
+        # so the projection reads the profile centred on the mean profile and scaled to unit mean norm.
+        present = self.text_profiles_[self.text_counts_ > 0]
+        self.text_center_ = present.mean(0) if len(present) else torch.zeros(self.text_profiles_.shape[1])
+        spread = float((present - self.text_center_).pow(2).sum(1).mean().sqrt()) if len(present) else 0.0
+        self.text_scale_ = torch.tensor([1.0 / spread if spread > 0 else 1.0])
+        self.texts_info_ = {
+            "fingerprint": dataset.texts_fingerprint(),
+            "encoder": profiles.encoder,
+            "half_life_days": self.text_half_life_days,
+            "n_texts": int(len(dataset.texts)),
+            "n_users_with_texts": int(profiles.has_text.sum()),
+        }
+
+    def _text_inputs(self, user_idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised text profiles and has-text mask of the users at ``user_idx`` (the text term's inputs)."""
+        rows = torch.as_tensor(np.asarray(user_idx, dtype=np.int64))
+        return (self.text_profiles_[rows] - self.text_center_) * self.text_scale_, self.text_counts_[rows] > 0
+
+    def _texts_fitted(self) -> None:
+        self._check_fitted()
+        if not self.use_texts:
+            raise ValueError(_TEXTS_OFF)
+
+    def text_profiles(self, user_ids: Sequence) -> TextProfiles:
+        """The pooled text profiles (encoder space) the model reads for ``user_ids``, as trained or replaced."""
+        self._texts_fitted()
+        pos = self.user_positions(user_ids)
+        return TextProfiles(
+            self.user_ids_[pos], self.text_profiles_[pos].numpy(), self.text_counts_[pos].numpy(),
+            self.texts_info_["encoder"], self.text_half_life_days,
+        )  # fmt: skip
+
+    def with_texts(self, texts: pd.DataFrame) -> "LLMRecommender":
+        """A copy of this fitted model in which each user of ``texts`` has the profile of exactly those texts.
+
+        ``texts`` has ``user_id`` and ``text`` (and ``timestamp`` with ``text_half_life_days``); users
+        not in it keep their profile, users the model does not know raise ``KeyError``. The copy shares
+        the trained network, so ``copy.recommend(...)`` / ``score`` / ``user_vectors`` answer as if the
+        users had written these texts: text counterfactuals (rewritten markers) and new texts for
+        cold-start users. The original model is not changed.
+        """
+        self._texts_fitted()
+        users = pd.unique(texts["user_id"].astype(str))
+        pos = self.user_positions(users)
+        fresh = encode_profiles(texts, users, encoder=self.encoder, half_life_days=self.text_half_life_days)
+        return self._replaced_profiles(pos, torch.from_numpy(fresh.vectors), torch.from_numpy(fresh.n_texts))
+
+    def without_texts(self, user_ids: Sequence) -> "LLMRecommender":
+        """A copy of this fitted model in which ``user_ids`` have no texts (they get the learned no-text vector)."""
+        self._texts_fitted()
+        pos = self.user_positions(user_ids)
+        return self._replaced_profiles(pos, torch.zeros(len(pos), self.text_profiles_.shape[1]), torch.zeros(len(pos), dtype=torch.int64))
+
+    def _replaced_profiles(self, pos: np.ndarray, vectors: torch.Tensor, counts: torch.Tensor) -> "LLMRecommender":
+        model = copy.copy(self)
+        model.text_profiles_ = self.text_profiles_.clone()
+        model.text_counts_ = self.text_counts_.clone()
+        model.text_profiles_[torch.as_tensor(pos)] = vectors
+        model.text_counts_[torch.as_tensor(pos)] = counts
+        model.texts_info_ = {**self.texts_info_, "replaced_users": int(len(pos))}
+        return model
+
+    def _check_dp(self, n_items: int) -> None:
+        """Refuse, naming it, every setting DP-SGD cannot protect: DP never silently trains a non-private model."""
+        check_dp_settings(self.dp_epsilon, self.dp_delta, self.dp_max_grad_norm)
+        if not dp_enabled(self.dp_epsilon):
+            return
+        in_batch = self.loss == "in_batch" or (self.loss == "auto" and n_items > FULL_SOFTMAX_MAX_ITEMS)
+        refused = {
+            f"loss={self.loss!r} (in-batch softmax)": (
+                in_batch, "it scores each user against the other users' held-out items, so one user's data "
+                "enters every other user's gradient; use loss='full'",
+            ),
+            f"fairness={self.fairness!r}": (
+                self.fairness != "none" and self.fairness_weight > 0,
+                "the fairness term is computed over the whole batch of users, not per user",
+            ),
+            "adv_weight > 0 (APR adversarial training)": (
+                self.adv_weight > 0 and self.adv_epsilon > 0, "its perturbation is the gradient of the whole batch",
+            ),
+            f"patience={self.patience!r} (early stopping)": (
+                self.patience is not None,
+                "choosing the epochs on a validation share of the private interactions is not accounted for",
+            ),
+            "warm_start": (
+                self.warm_start_model is not None, "the starting weights were learned outside this privacy accounting",
+            ),
+        }  # fmt: skip
+        for setting, (present, why) in refused.items():
+            if present:
+                raise ValueError(DP_UNSUPPORTED.format(self.dp_epsilon, setting, why))
+
     def _fit(
         self,
         dataset: Dataset,
@@ -330,6 +483,9 @@ class LLMRecommender(Recommender):
         if self.fairness == "adversarial" and self.fairness_weight > 0 and self.pooling == "sqrt":
             warnings.warn(ACTIVITY_LEAK, UserWarning, stacklevel=3)
         check_validation_settings(self.patience, self.validation_fraction)
+        if self.use_texts:
+            self._set_text_profiles(dataset)
+        self._check_dp(len(self.item_ids_))
         if self.patience is None:
             self._train(dataset, train_users, train_items, train_items, progress, None, self.epochs)
             return
@@ -373,10 +529,14 @@ class LLMRecommender(Recommender):
             self.profile_embeddings_ = torch.from_numpy(self.encoder.encode(self.profile_texts_)).clone()
         counts = torch.bincount(torch.as_tensor(train_items), minlength=n_items)
         self.item_trained_ = torch.bincount(torch.as_tensor(all_train_items), minlength=n_items) > 0
+        if dp_enabled(self.dp_epsilon):  # which items have interactions is private too: under DP every item counts
+            self.item_trained_ = torch.ones(n_items, dtype=torch.bool)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = _TwoTower(n_users, n_items, self.item_text_embeddings_.shape[1], self.dim, self.use_profile)
+            net = _TwoTower(
+                n_users, n_items, self.item_text_embeddings_.shape[1], self.dim, self.use_profile, self.use_texts
+            )
             if self.warm_start_model is not None:
                 net.load_state_dict(self._warm_weights(net.state_dict()))
             # None when off: then no parameter is created and no random number drawn.
@@ -386,7 +546,10 @@ class LLMRecommender(Recommender):
             )  # fmt: skip
         net = net.to(device)
         fairness = None if fairness is None else fairness.to(device)
-        groups = [{"params": list(net.parameters())}]
+        dp_on = dp_enabled(self.dp_epsilon)
+        if dp_on:  # one user's signal, noise every step: a per-user row would be noise; it stays zero
+            net.user_id.weight.requires_grad_(False)
+        groups = [{"params": [p for p in net.parameters() if p.requires_grad]}]
         if fairness is not None and fairness.adversary is not None:
             # Two time-scales: the classifier learns faster than the model it watches, so its
             # accuracy (and, for reversal, its gradient) reflects the current user vectors.
@@ -395,10 +558,25 @@ class LLMRecommender(Recommender):
         text = self.item_text_embeddings_.to(device)
         trained = self.item_trained_.to(device)
         profile = self._profile_embeddings(np.arange(n_users), None).to(device) if self.use_profile else None
+        user_texts = [t.to(device) for t in self._text_inputs(np.arange(n_users))] if self.use_texts else None
         log_q = torch.log(counts.float().clamp_min(1) / counts.sum()).to(device)
         full = self.loss == "full" or (self.loss == "auto" and n_items <= FULL_SOFTMAX_MAX_ITEMS)
         opt = torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
         active = np.unique(train_users)
+        dp = None if not dp_on else DPSGD(
+            opt, net, n_units=len(active), batch_size=self.batch_size, epochs=epochs, epsilon=float(self.dp_epsilon),
+            delta=self.dp_delta, max_grad_norm=self.dp_max_grad_norm, seed=self.seed,
+        )  # fmt: skip
+
+        def tower(users: torch.Tensor, inputs: torch.Tensor, hist: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+            """The user tower of a training step (DP-SGD differentiates it per user)."""
+            user = keep * net.user_id(users) + pool_history(inputs, hist, self.pooling)
+            if profile is not None:
+                user = user + net.profile(profile[users])
+            if user_texts is not None:
+                user = user + net.texts(user_texts[0][users], user_texts[1][users])
+            return user
+
         # A warm start has learned weights but a fresh optimiser: ramp the learning rate up over the
         # first epoch, so Adam's first, unscaled steps do not throw the learned weights away.
         ramp = max(1, -(-len(active) // self.batch_size)) if self.warm_start_model is not None else 0
@@ -410,8 +588,9 @@ class LLMRecommender(Recommender):
         for epoch in range(epochs):
             order = active[torch.randperm(len(active), generator=gen).numpy()]
             total, n_batches = 0.0, 0
-            for b in range(0, len(order), self.batch_size):
-                bu = order[b : b + self.batch_size]
+            steps = range(0, len(order), self.batch_size)
+            # DP-SGD: Poisson-sampled batches, as its accountant assumes; else a shuffled pass.
+            for bu in dp.batches(active, gen) if dp is not None else (order[b : b + self.batch_size] for b in steps):
                 history = self.history_matrix(bu)
                 # Hold out part of each history: the model learns to predict it from the rest.
                 held = (torch.rand(history.shape, generator=gen) < self.holdout) & (history > 0)
@@ -419,12 +598,12 @@ class LLMRecommender(Recommender):
                 user_keep = torch.rand(len(bu), 1, generator=gen) >= self.id_dropout
                 held, id_keep, user_keep = held.to(device), id_keep.to(device), user_keep.to(device)
                 inputs = history.to(device) * ~held
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                users_t = torch.as_tensor(bu, device=device)
+                # Under DP this forward only reports the batch loss; the step differentiates per user below.
+                autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+                with autocast, torch.set_grad_enabled(dp is None):
                     vec, bias, hist = net.items(text, id_keep & trained[:, None])
-                    pooled = pool_history(inputs, hist, self.pooling)
-                    user = user_keep * net.user_id(torch.as_tensor(bu, device=device)) + pooled
-                    if profile is not None:
-                        user = user + net.profile(profile[torch.as_tensor(bu, device=device)])
+                    user = tower(users_t, inputs, hist, user_keep)
                     if full:
                         candidates, targets = slice(None), held
                         excluded = (inputs > 0) | ~trained
@@ -447,9 +626,19 @@ class LLMRecommender(Recommender):
                             users=torch.as_tensor(bu, device=device)[rows], items=items, logits=logp[rows],
                             losses=per_user[rows], user_vectors=user[rows],
                         )  # fmt: skip
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                if dp is None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                else:  # the same loss per user, its gradient clipped and noised (fairaudit.models._dp)
+                    keep_items = id_keep & trained[:, None]
+
+                    def user_loss(user: torch.Tensor, row: torch.Tensor, target: torch.Tensor, keep: torch.Tensor):
+                        vec, bias, hist = net.items(text, keep_items)
+                        logits = tower(user[None], row[None], hist, keep[None]) @ vec.T + bias
+                        return softmax_user_losses(logits, target[None], ((row > 0) | ~trained)[None])[1][0]
+
+                    dp.step(user_loss, (users_t, inputs, held, user_keep))
                 schedule.step()
                 if averaged is not None:
                     torch._foreach_lerp_(averaged, [p.detach() for p in net.parameters()], 1.0 - self.weight_averaging)
@@ -459,6 +648,8 @@ class LLMRecommender(Recommender):
             if fairness is not None and fairness.adversary is not None:
                 self.adversary_accuracy_ = fairness.last_adversary_accuracy
                 notes.append(f"adversary accuracy {self.adversary_accuracy_:.3f}")
+            if dp is not None:
+                notes.append(f"epsilon spent {dp.epsilon_spent():.3f} of {dp.epsilon_target:g}")
             n_epochs = epochs
             if stopper is not None:
                 self._set_net(self._current_weights(net, averaged))
@@ -472,6 +663,8 @@ class LLMRecommender(Recommender):
                 progress(Progress(epoch + 1, n_epochs, loss_value, time.perf_counter() - start, "; ".join(notes)))
             if stopper is not None and stopper.stop:
                 break
+        if dp is not None:
+            self.privacy_ = dp.record(frozen=[name for name, p in net.named_parameters() if not p.requires_grad])
         # Rebuild from a detached copy of the weights, exactly as load_model does, so a
         # fitted and a reloaded model compute bit-identical scores.
         self._set_net(self._current_weights(net, averaged))
@@ -490,7 +683,7 @@ class LLMRecommender(Recommender):
         old_model = self.warm_start_model
         old = old_model.net_.state_dict()
         if set(old) != set(fresh):
-            raise ValueError(_WARM_MISMATCH.format("different layers: use_profile differs"))
+            raise ValueError(_WARM_MISMATCH.format("different layers: use_profile or use_texts differs"))
         out = {}
         for name, value in fresh.items():
             if name in _USER_ROWS or name in _ITEM_ROWS:
@@ -508,8 +701,9 @@ class LLMRecommender(Recommender):
 
     def _set_net(self, weights: dict[str, torch.Tensor]) -> None:
         net = _TwoTower(
-            len(self.user_ids_), len(self.item_ids_), self.item_text_embeddings_.shape[1], self.dim, self.use_profile
-        )
+            len(self.user_ids_), len(self.item_ids_), self.item_text_embeddings_.shape[1], self.dim, self.use_profile,
+            self.use_texts,
+        )  # fmt: skip
         net.load_state_dict(weights)
         self.net_ = net.eval()
 
@@ -570,6 +764,8 @@ class LLMRecommender(Recommender):
         user = self.net_.user_id.weight[torch.as_tensor(user_idx)] + pooled
         if self.use_profile:
             user = user + self.net_.profile(self._profile_embeddings(user_idx, attribute_overrides))
+        if self.use_texts:
+            user = user + self.net_.texts(*self._text_inputs(user_idx))
         return user
 
     def score_text_variants(
@@ -610,6 +806,11 @@ class LLMRecommender(Recommender):
         if self.use_profile:
             state["profile_codes"] = self.profile_codes_
             state["profile_embeddings"] = self.profile_embeddings_
+        if self.use_texts:
+            state["text_profiles"] = self.text_profiles_
+            state["text_counts"] = self.text_counts_
+            state["text_center"] = self.text_center_
+            state["text_scale"] = self.text_scale_
         return state
 
     def _extra_config(self) -> dict:
@@ -622,6 +823,8 @@ class LLMRecommender(Recommender):
         }
         if self.use_profile:
             extra["profile"] = {"categories": self.profile_categories_, "texts": self.profile_texts_}
+        if self.use_texts:
+            extra["texts"] = self.texts_info_
         return extra
 
     def _load_state(self, tensors: dict[str, torch.Tensor], config: dict) -> None:
@@ -633,4 +836,10 @@ class LLMRecommender(Recommender):
             self.profile_embeddings_ = tensors["profile_embeddings"]
             self.profile_categories_ = config["profile"]["categories"]
             self.profile_texts_ = config["profile"]["texts"]
+        if self.use_texts:
+            self.text_profiles_ = tensors["text_profiles"]
+            self.text_counts_ = tensors["text_counts"]
+            self.text_center_ = tensors["text_center"]
+            self.text_scale_ = tensors["text_scale"]
+            self.texts_info_ = config["texts"]
         self._set_net({k.removeprefix("net."): v for k, v in tensors.items() if k.startswith("net.")})

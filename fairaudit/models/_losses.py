@@ -26,19 +26,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from fairaudit._choices import ADVERSARY_OBJECTIVES, FAIRNESS_KINDS, AdversaryObjective, FairnessKind
 from fairaudit.data import UNKNOWN, Dataset
-
-FairnessKind = Literal["none", "difference", "exposure", "adversarial"]
-FAIRNESS_KINDS: tuple[str, ...] = ("none", "difference", "exposure", "adversarial")
-AdversaryObjective = Literal["mean_matching", "reversal"]
-ADVERSARY_OBJECTIVES: tuple[str, ...] = ("mean_matching", "reversal")
 
 _BAD_KIND = "fairness must be one of {0}, got '{1}'"
 _BAD_OBJECTIVE = "adversary_objective must be one of {0}, got '{1}'"
@@ -390,24 +386,87 @@ def _column(table: pd.DataFrame, column: str, name: str) -> pd.Series:
     return table[column].astype(str)
 
 
-def attribute_recovery(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0) -> np.ndarray:
-    """Per user: 1.0 when a classifier that never saw the user recovers their attribute from their vector, else 0.0.
+def attribute_scores(
+    vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold class probabilities of a logistic regression predicting ``labels`` from ``vectors``.
 
-    Out-of-fold predictions of a logistic regression (stratified ``folds``), so the mean is the
-    cross-validated accuracy and per-user values can be bootstrapped and compared in pairs.
+    Stratified ``folds``: every user is scored by a classifier that never saw them. Returns the
+    probabilities (users x classes) and the classes (sorted, the columns' order).
 
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.repeat([0, 1], 30)
-    >>> float(attribute_recovery(rng.normal(size=(60, 2)) + labels[:, None] * 4, labels).mean())
-    1.0
+    >>> p, classes = attribute_scores(np.r_[np.zeros((6, 1)), np.ones((6, 1))], np.repeat(["F", "M"], 6))
+    >>> classes.tolist(), bool((p.argmax(1) == np.repeat([0, 1], 6)).all())
+    (['F', 'M'], True)
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     labels = np.asarray(labels)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(LogisticRegression(max_iter=1000), np.asarray(vectors, dtype=float), labels, cv=cv)
-    return (predicted == labels).astype(float)
+    probabilities = cross_val_predict(
+        LogisticRegression(max_iter=1000), np.asarray(vectors, dtype=float), labels, cv=cv, method="predict_proba"
+    )  # fmt: skip
+    return probabilities, np.unique(labels)
+
+
+def attribute_recovery(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0) -> np.ndarray:
+    """Per user: 1.0 when a classifier that never saw the user recovers their attribute from their vector, else 0.0.
+
+    The most probable class of :func:`attribute_scores` (out-of-fold logistic regression), so the
+    mean is the cross-validated accuracy and per-user values can be bootstrapped and compared in pairs.
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1], 30)
+    >>> float(attribute_recovery(rng.normal(size=(60, 2)) + labels[:, None] * 4, labels).mean())
+    1.0
+    """
+    probabilities, classes = attribute_scores(vectors, labels, folds=folds, seed=seed)
+    return (classes[probabilities.argmax(axis=1)] == np.asarray(labels)).astype(float)
+
+
+def rank_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Area under the ROC curve of ``scores`` for the ``positive`` users (Mann-Whitney, ties count 1/2).
+
+    ``weights`` (rounds x users, e.g. bootstrap count rows) gives one AUC per row, each as if user
+    ``i`` appeared ``weights[r, i]`` times; without it, one AUC over the users as they are. NaN
+    where a row has no positive or no negative weight.
+
+    >>> float(rank_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))[0])
+    0.75
+    >>> rank_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]),
+    ...          np.array([[1, 0, 1, 1], [0, 1, 1, 0]])).tolist()
+    [1.0, 0.0]
+    """
+    import scipy.sparse as sp
+
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    weights = np.ones((1, len(scores))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+    uniques, bins = np.unique(scores, return_inverse=True)
+    n = len(scores)
+    pos = weights @ sp.csr_matrix((positive.astype(float), (np.arange(n), bins)), shape=(n, len(uniques)))
+    neg = weights @ sp.csr_matrix(((~positive).astype(float), (np.arange(n), bins)), shape=(n, len(uniques)))
+    below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each score
+    total = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def attribute_auc(
+    probabilities: np.ndarray, classes: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Macro one-vs-rest AUC of :func:`attribute_scores`' probabilities (0.5 = no better than chance).
+
+    For two classes this is the ordinary AUC; for more, the unweighted mean over classes of each
+    class's AUC against the rest (scikit-learn's ``roc_auc_score(multi_class="ovr")``). ``weights``
+    as in :func:`rank_auc` (one AUC per row).
+
+    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])
+    >>> float(attribute_auc(p, np.array(["F", "M"]), np.array(["F", "F", "M", "M"]))[0])
+    0.75
+    """
+    labels = np.asarray(labels)
+    per_class = [rank_auc(probabilities[:, j], labels == c, weights) for j, c in enumerate(classes)]
+    return np.mean(per_class, axis=0)
 
 
 def attribute_leakage(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3, seed: int = 0) -> dict[str, float]:
@@ -415,17 +474,19 @@ def attribute_leakage(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 3
 
     ``accuracy`` is the mean of :func:`attribute_recovery`, ``majority`` the majority-class rate,
     and ``leakage = accuracy - majority`` is near 0 when the vectors carry no information about
-    the attribute.
+    the attribute; ``auc`` (:func:`attribute_auc` of the same out-of-fold probabilities) is near 0.5 then.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> labels = np.repeat([0, 1], 50)
     >>> out = attribute_leakage(rng.normal(size=(100, 3)) + labels[:, None] * 3, labels)
-    >>> out["accuracy"] > 0.9, out["majority"]
-    (True, 0.5)
+    >>> out["accuracy"] > 0.9, out["majority"], out["auc"] > 0.95
+    (True, 0.5, True)
     """
     labels = np.asarray(labels)
     majority = float(np.unique(labels, return_counts=True)[1].max() / len(labels))
-    accuracy = float(attribute_recovery(vectors, labels, folds=folds, seed=seed).mean())
-    return {"accuracy": accuracy, "majority": majority, "leakage": accuracy - majority}
+    probabilities, classes = attribute_scores(vectors, labels, folds=folds, seed=seed)
+    accuracy = float((classes[probabilities.argmax(axis=1)] == labels).mean())
+    auc = float(attribute_auc(probabilities, classes, labels)[0])
+    return {"accuracy": accuracy, "majority": majority, "leakage": accuracy - majority, "auc": auc}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from fairaudit._choices import ALGORITHMS, Algorithm
 from fairaudit.data import Dataset, Split
 from fairaudit.models._base import (
     Progress, ProgressCallback, Recommender, carry_rows, compute_threads, register, resolve_device,
@@ -23,8 +24,6 @@ from fairaudit.models._validation import (
     VALIDATION_FRACTION, EarlyStopping, Holdout, check_validation_settings, stopped_message,
 )  # fmt: skip
 
-Algorithm = Literal["als", "bpr"]
-ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 _BAD_ALGORITHM = "algorithm must be one of {0}, got {1!r}"
 _WARM_SHAPE = "warm_start has {0} factors per vector ({1}), this model {2} ({3}); warm-start from a model with the same factors and algorithm"
 

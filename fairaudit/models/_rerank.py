@@ -25,7 +25,6 @@ from fairaudit.data import Dataset, Split, genre_matrix
 from fairaudit.models._greedy import check_strength, greedy_kl_rerank, greedy_mmr_rerank, normalise_relevance
 from fairaudit.models._base import FITTED_ATTRIBUTES, Progress, ProgressCallback, Recommender, register, restore_model
 
-RERANK_KINDS = ("rerank_exposure", "rerank_calibrated", "rerank_mmr")
 RerankKind = Literal["rerank_exposure", "rerank_calibrated", "rerank_mmr"]
 EmbeddingSource = Literal["auto", "text", "genres"]
 EMBEDDING_SOURCES = ("auto", "text", "genres")

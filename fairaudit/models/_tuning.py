@@ -17,15 +17,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fairaudit._choices import TUNING_PATIENCE
 from fairaudit.data import Dataset, Split
 from fairaudit.models._base import ProgressCallback, Recommender, create_model
 from fairaudit.models._validation import (
     VALIDATION_FRACTION, VALIDATION_K, EarlyStopping, Holdout, validation_split,
 )  # fmt: skip
 
-#: Patience of the iterative kinds' early stopping while tuning (and by default in ``train``): the
-#: LLM's validation curve is noisier from epoch to epoch than ALS's, so it waits longer.
-TUNING_PATIENCE = {"mf": 5, "llm": 20}
 #: The search space per kind, in the order tried (ties keep the earlier entry).
 TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],

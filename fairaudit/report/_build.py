@@ -18,6 +18,7 @@ from fairaudit import plots
 from fairaudit.audit import ALL, AuditResult, select_rows
 from fairaudit.data import check_pdf_target, write_bytes_atomic
 from fairaudit.metrics import METRICS
+from fairaudit.models import privacy_summary
 from fairaudit.models._encoder import DEFAULT_ENCODER
 from fairaudit.plots import metric_label
 from fairaudit.report._charts import ChartRenderer
@@ -25,6 +26,8 @@ from fairaudit.report._document import Paper, ReportPDF, render_toc
 from fairaudit.report._robustness import robustness_section
 from fairaudit.report._dynamics import periods_section
 from fairaudit.report._fairllm import fairllm_section
+from fairaudit.report._privacy import has_privacy, privacy_section
+from fairaudit.report._profiles import profiles_section
 from fairaudit.report._findings import audit_findings
 from fairaudit.report._rules import (
     RATIO_METRICS,
@@ -178,6 +181,10 @@ class _Sections:
             robustness_section(self.pdf, self.audit.robustness, self.audit.meta.get("robustness"))
         if self.audit.period_metrics is not None:
             periods_section(self.pdf, self.audit, self.chart)
+        if has_privacy(self.audit):
+            privacy_section(self.pdf, self.audit, self.chart)
+        if self.audit.profile_leakage is not None or self.audit.text_counterfactual is not None:
+            profiles_section(self.pdf, self.audit)
         if n_models > 1:
             self.comparison()
         self.methodology()
@@ -314,7 +321,8 @@ class _Sections:
             rows = [("kind", meta.get("kind", "not recorded")), ("fingerprint", meta.get("fingerprint", "not recorded")),
                     ("encoder", _encoder(meta.get("kind"), params)),
                     ("training data fingerprint", meta.get("data_fingerprint", "not recorded")),
-                    ("training split", json.dumps(meta.get("split"), sort_keys=True, default=str))]
+                    ("training split", json.dumps(meta.get("split"), sort_keys=True, default=str)),
+                    ("privacy", privacy_summary(meta.get("privacy")))]  # epsilon spent of a DP-trained model
             rows += [(f"hyper-parameter: {key}", json.dumps(value, default=str)) for key, value in sorted(params.items())]
             pdf.data_table(("Property", "Value"), rows, widths=(35, 65), size=8.5)
             overall = select_rows(gm, model=name, attribute=ALL, metric=RATIO_METRICS)

@@ -18,8 +18,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-Paper = Literal["A4", "Letter"]
-PAPERS: tuple[str, ...] = ("A4", "Letter")
+from fairaudit._choices import PAPERS, Paper
+
 _BAD_PAPER = "Unknown paper size {0!r}; expected one of {1}"
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/TTF"), Path("/usr/share/fonts/dejavu"))

@@ -8,6 +8,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
+from fairaudit._choices import THRESHOLD_DEFAULTS
 from fairaudit.metrics import METRICS
 
 Status = Literal["pass", "attention", "fail"]
@@ -51,12 +52,12 @@ class Thresholds:
     0.9
     """
 
-    min_ratio: float = 0.8
-    max_exposure_diff: float = 0.1
-    alpha: float = 0.05
-    max_relative_gap: float = 0.2
-    max_gini: float = 0.9
-    min_coverage: float = 0.2
+    min_ratio: float = THRESHOLD_DEFAULTS["min_ratio"]
+    max_exposure_diff: float = THRESHOLD_DEFAULTS["max_exposure_diff"]
+    alpha: float = THRESHOLD_DEFAULTS["alpha"]
+    max_relative_gap: float = THRESHOLD_DEFAULTS["max_relative_gap"]
+    max_gini: float = THRESHOLD_DEFAULTS["max_gini"]
+    min_coverage: float = THRESHOLD_DEFAULTS["min_coverage"]
 
     def __post_init__(self) -> None:
         for name, value, low, high in (("min_ratio", self.min_ratio, 0.0, 1.0),

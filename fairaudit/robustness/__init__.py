@@ -13,11 +13,11 @@ from fairaudit.robustness._detect import (
     detection_quality,
     shilling_scores,
 )
+from fairaudit._choices import NOISES
 from fairaudit.robustness._run import (
     ATTACKS,
     AUDIT_FOLDER,
     CLEAN,
-    NOISES,
     ROBUSTNESS_COLUMNS,
     SUMMARY_COLUMNS,
     SUMMARY_FILE,

@@ -16,11 +16,11 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
+from fairaudit._choices import ATTACKS, AttackKind, Noise
 from fairaudit.audit import ALL, AuditConfig, AuditResult, attribute_groups, run_audit, train_derived_users
 from fairaudit.compare import add_comparison, compare_models
 from fairaudit.data import Dataset, Split, check_folder_target, write_csv
@@ -29,10 +29,6 @@ from fairaudit.models import PGD_STEPS, Recommender, Side, attacked_model, creat
 from fairaudit.robustness._detect import detection_quality, shilling_scores
 from fairaudit.robustness._shilling import ShillingAttack, choose_targets, inject_profiles
 
-AttackKind = Literal["shilling", "fgsm", "pgd", "noise"]
-ATTACKS: tuple[str, ...] = get_args(AttackKind)
-Noise = Literal["gaussian", "sign"]
-NOISES: tuple[str, ...] = get_args(Noise)
 CLEAN = "clean"
 TARGET_EXPOSURE, TARGET_HIT = "target_exposure", "target_hit"
 EXPOSURE_PREFIX = "exposure:"

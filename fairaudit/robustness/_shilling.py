@@ -22,17 +22,14 @@ users and their held-out items are exactly the clean split's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence, get_args
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from fairaudit._choices import INTENTS, SHILLING_KINDS, Intent, ShillingKind
 from fairaudit.data import GENRE_SEP, UNKNOWN, Dataset, Split
 
-ShillingKind = Literal["random", "average", "bandwagon", "segment"]
-SHILLING_KINDS: tuple[str, ...] = get_args(ShillingKind)
-Intent = Literal["push", "nuke"]
-INTENTS: tuple[str, ...] = get_args(Intent)
 #: Prefix of the fake users' ids (a number is appended; collisions with real ids are avoided).
 FAKE_PREFIX = "shill"
 #: Default target: the item at this percentile of training popularity (a mid-list item, rarely in top-K lists).
@@ -251,6 +248,7 @@ def inject_profiles(dataset: Dataset, split: Split, attack: ShillingAttack) -> P
         items=dataset.items,
         name=f"{dataset.name} + {attack.kind} shilling",
         warnings=dataset.warnings,
+        texts=dataset.texts,  # the fake users write nothing: a text-reading model gives them its no-text vector
     )  # fmt: skip
     train_columns = split.train.columns.intersection(profiles.columns)
     poisoned_split = Split(

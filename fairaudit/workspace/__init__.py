@@ -4,8 +4,8 @@ the Model page offers.
 Modules by concern: ``_folders`` (:class:`Workspace`: saved and bundled models, sweeps, per-session
 uploads, datasets and audits, pruning of idle sessions; :class:`SavedModel` with its readable
 label), ``_uploads`` (checking dropped files in plain words, unpacking an uploaded zip safely,
-zipping a folder for download), ``_jobs`` (:class:`Job`: training in a worker process,
-``_worker``, with progress for every phase and cancel) and ``_catalogue`` (presets, help text and
+zipping a folder for download), ``_jobs`` (:class:`Job`: training, audits, sweeps and PDFs in a worker
+process, ``_worker``, with progress for every phase and cancel) and ``_catalogue`` (presets, help text and
 data-checked choices per hyper-parameter, model names, the leaderboard). Nothing here imports
 Streamlit: the pages call it.
 """
@@ -50,17 +50,23 @@ from fairaudit.workspace._folders import (
     write_sample_models,
 )
 from fairaudit.workspace._jobs import (
+    INLINE_VAR,
     JOB_CANCELLED,
+    JOB_KINDS,
     WORKER_DIED,
     WORKER_LOST,
     Job,
+    JobKind,
     JobStatus,
+    find_job,
     get_job,
+    inline_kinds,
     job_threads,
     list_jobs,
     physical_cores,
     rebalance_threads,
     running_jobs,
+    start_job,
     start_training,
 )
 from fairaudit.workspace._uploads import (
@@ -113,7 +119,9 @@ __all__ = [
     "DEFAULT_SESSION_DAYS",
     "ENCODINGS",
     "ENV_VAR",
+    "INLINE_VAR",
     "JOB_CANCELLED",
+    "JOB_KINDS",
     "MAX_UNZIPPED_BYTES",
     "MAX_ZIP_MEMBERS",
     "MODEL_INFO",
@@ -156,6 +164,7 @@ __all__ = [
     "ZIP_UNSAFE_PATH",
     "DroppedFile",
     "Job",
+    "JobKind",
     "JobStatus",
     "SavedModel",
     "Workspace",
@@ -163,8 +172,10 @@ __all__ = [
     "audit_code_fingerprint",
     "cached_audit_dir",
     "default_choice",
+    "find_job",
     "get_job",
     "guess_role",
+    "inline_kinds",
     "inspect_file",
     "job_threads",
     "kind_defaults",
@@ -182,6 +193,7 @@ __all__ = [
     "running_jobs",
     "safe_filename",
     "settings_name",
+    "start_job",
     "start_training",
     "unpack_zip",
     "upload_problems",

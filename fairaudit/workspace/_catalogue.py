@@ -16,7 +16,7 @@ import pandas as pd
 
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import accuracy_metrics, seeded_rng
-from fairaudit.models import Recommender, available_devices, create_model
+from fairaudit.models import Recommender, available_devices, create_model, epsilon_spent
 
 PresetName = Literal["quick", "standard", "thorough"]
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
@@ -202,7 +202,8 @@ def leaderboard(
     """Holdout quality of every model against a popularity baseline fitted on the same split.
 
     Returns the table (one row per model, best ``metric`` first: ``model, kind, ndcg, recall,
-    hit_rate, vs_baseline, vs_baseline_ci_low, vs_baseline_ci_high`` plus any ``info`` columns
+    hit_rate, vs_baseline, vs_baseline_ci_low, vs_baseline_ci_high, epsilon`` (the differential-privacy
+    epsilon the model spent, inf when trained without DP) plus any ``info`` columns
     such as ``fit_s``, ``data``, ``trained``) and one warning (:data:`BELOW_BASELINE`) per model whose
     ``metric`` is below the baseline's with the paired-bootstrap 95% interval of the per-user
     difference entirely below zero. The baseline row is ``popularity (reference)``.
@@ -226,7 +227,7 @@ def leaderboard(
         row = {"model": label, "kind": getattr(model, "kind", "?"), "ndcg": scores["ndcg"].mean(),
                "recall": scores["recall"].mean(), "hit_rate": scores["hit_rate"].mean(),
                "vs_baseline": diff.mean(), "vs_baseline_ci_low": low, "vs_baseline_ci_high": high,
-               **dict((info or {}).get(label, {}))}  # fmt: skip
+               "epsilon": epsilon_spent(model), **dict((info or {}).get(label, {}))}  # fmt: skip
         rows.append(row)
         if model is not reference and high < 0:
             warnings.append(BELOW_BASELINE.format(model=label, metric=f"{metric.upper()}@{k}",

@@ -1,18 +1,29 @@
-"""Long jobs (training with its text encoding) in a worker process, so the web server always answers.
+"""Long jobs (training with its text encoding, audits, mitigation sweeps, PDF reports) in a worker
+process, so the web server always answers.
 
 A job is a folder ``<workspace>/jobs/<job id>/`` holding ``job.json`` (what to do: written once
-by :func:`start_training`), ``state.json`` (how far it got: phase, ``done``/``total`` with rate
+by :func:`start_job`), ``state.json`` (how far it got: phase, ``done``/``total`` with rate
 and time left, epochs and losses; rewritten atomically by the worker) and ``control.json``
 (threads the worker may use now). The worker is ``python -m fairaudit.workspace._worker <folder>``:
-the recommender stays a library running in that process (never a remote service), with its
-torch threads bounded and its priority lowered, so a 2-core machine keeps serving pages while it
-trains. Cancelling terminates the worker in any phase (loading, encoding item texts, epochs,
-saving). The folder outlives the page that started it, so a reload lists the same jobs.
+it calls the same functions as the CLI (``fairaudit.service.audit_models``, ``fairaudit.sweep.run_sweep``,
+``fairaudit.report.build_report``, a recommender's ``fit``) as a library in that process (never a
+remote service), with its torch threads bounded and its priority lowered (nice 19), so a 2-core machine
+keeps serving pages while it works. The worker gets its own process group (a Ctrl-C meant for the
+server does not reach it) but stays in the server's session: with Linux's autogroups (on by default)
+each session is scheduled as one group and nice only ranks processes within a group, so a worker in a
+session of its own (``setsid``) would take an equal share of the CPU against the server whatever its
+nice value.
+Cancelling terminates the worker in any phase. The folder outlives the page that started it, so a
+reload lists the same jobs, and a job's ``key`` (e.g. the audit's cache key) lets any session find
+a job already running for the same work instead of starting a second one.
+
+With ``FAIRAUDIT_INLINE_JOBS`` listing job kinds (e.g. ``audit,sweep,report``; the test suite's
+AppTest runs set it), jobs of those kinds run to the end inside the calling process, through the
+same runner, before :func:`start_job` returns.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,11 +35,22 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from fairaudit.models import BAD_THREADS, Progress
+from fairaudit.workspace._worker import _read_json, _write_json, run_job
 
 JobStatus = Literal["running", "done", "cancelled", "failed"]
 FINAL_STATUSES: tuple[str, ...] = ("done", "cancelled", "failed")
-#: Phases a training job reports, in order.
-PHASES = ("starting", "loading", "encoding", "training", "saving")
+JobKind = Literal["train", "audit", "sweep", "report"]
+JOB_KINDS: tuple[str, ...] = ("train", "audit", "sweep", "report")
+#: Phases each kind of job reports, in order.
+PHASES = {
+    "train": ("starting", "loading", "encoding", "training", "saving"),
+    "audit": ("starting", "loading", "auditing", "saving"),
+    "sweep": ("starting", "loading", "sweeping"),
+    "report": ("starting", "writing the audit folder", "building the PDF"),
+}
+#: Environment variable listing the job kinds run inside the calling process (comma-separated).
+INLINE_VAR = "FAIRAUDIT_INLINE_JOBS"
+BAD_JOB_KIND = "unknown job kind '{0}'; expected one of {1}"
 
 JOB_CANCELLED = "cancelled by the analyst while {0}"
 WORKER_DIED = (
@@ -67,6 +89,17 @@ def physical_cores() -> int:
     return max(min(len(cores) or usable, usable), 1)
 
 
+def inline_kinds(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Job kinds that run inside the calling process (``FAIRAUDIT_INLINE_JOBS``; ``all`` for every kind).
+
+    >>> sorted(inline_kinds({"FAIRAUDIT_INLINE_JOBS": "audit, report"})), inline_kinds({})
+    (['audit', 'report'], frozenset())
+    """
+    text = (os.environ if environ is None else environ).get(INLINE_VAR, "")
+    kinds = {part.strip() for part in text.split(",") if part.strip()}
+    return frozenset(JOB_KINDS) if "all" in kinds else frozenset(kinds & set(JOB_KINDS))
+
+
 def job_threads(requested: int, n_running: int) -> int:
     """Torch threads for one job: ``requested`` when it runs alone, 1 each when several jobs run.
 
@@ -76,20 +109,6 @@ def job_threads(requested: int, n_running: int) -> int:
     if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
         raise ValueError(BAD_THREADS.format(requested))
     return requested if n_running <= 1 else 1
-
-
-def _write_json(path: Path, record: Mapping[str, Any]) -> None:
-    """Write ``record`` to ``path`` atomically (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(record, default=str))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _pid_is_worker(pid: int | None, job_id: str) -> bool:
@@ -255,11 +274,13 @@ class Job:
         if status != "running":
             return status if not state.get("error") else f"{status}: {state['error']}"
         parts = [phase]
-        if phase == "encoding" and state.get("total"):
+        if state.get("total"):
             unit = state.get("unit", "")
-            parts = [f"encoding {unit} {state.get('done', 0):,}/{state['total']:,}"]
-            if state.get("rate"):
+            parts = [" ".join(filter(None, [phase, unit, f"{state.get('done', 0):,}/{state['total']:,}"]))]
+            if state.get("rate") and unit:
                 parts.append(f"{state['rate']:.0f} {unit}/s")
+            if state.get("message") and phase != "training":
+                parts.append(str(state["message"]))
         elif phase == "training" and state.get("n_epochs"):
             parts = [f"epoch {state.get('epoch', 0)}/{state['n_epochs']}"]
             if state.get("loss") is not None:
@@ -291,6 +312,14 @@ def running_jobs(root: str | Path) -> list[Job]:
     return [job for job in list_jobs(root) if job.status == "running"]
 
 
+def find_job(root: str | Path, key: str) -> Job | None:
+    """The newest job of any session started with ``key`` (e.g. an audit's cache key), or ``None``.
+
+    A page asks before starting work, so two sessions wanting the same audit share one worker.
+    """
+    return next((job for job in list_jobs(root) if job.spec.get("key") == key), None)
+
+
 def get_job(root: str | Path, job_id: str) -> Job:
     """The job ``job_id`` of the workspace at ``root``; ``KeyError`` when there is none."""
     folder = jobs_dir(root) / str(job_id)
@@ -308,6 +337,57 @@ def rebalance_threads(root: str | Path, requested: int) -> None:
     running = running_jobs(root)
     for job in running:
         _write_json(job.folder / "control.json", {"threads": job_threads(requested, len(running))})
+
+
+def start_job(
+    root: str | Path,
+    job: JobKind,
+    spec: Mapping[str, Any],
+    *,
+    out_dir: str | Path,
+    session: str = "",
+    label: str = "",
+    key: str = "",
+    threads: int | None = None,
+) -> Job:
+    """Start a ``job`` (``train``, ``audit``, ``sweep`` or ``report``) described by ``spec``; returns its :class:`Job`.
+
+    ``spec`` holds what the worker's runner for that kind reads (:mod:`fairaudit.workspace._worker`);
+    its result goes to ``out_dir``. ``key`` names the work (see :func:`find_job`). ``threads`` defaults
+    to :func:`physical_cores`; with other jobs running every job gets one thread
+    (:func:`rebalance_threads`). Kinds listed in ``FAIRAUDIT_INLINE_JOBS`` run here, to the end.
+    """
+    if job not in JOB_KINDS:
+        raise ValueError(BAD_JOB_KIND.format(job, JOB_KINDS))
+    requested = physical_cores() if threads is None else threads
+    job_threads(requested, 0)  # validates
+    folder = jobs_dir(root) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    record = {**dict(spec), "job": job, "out_dir": str(out_dir), "session": session, "label": label or job,
+              "key": key, "threads": requested, "created_at": time.time()}  # fmt: skip
+    _write_json(folder / "job.json", record)
+    _write_json(folder / "state.json", {"status": "running", "phase": "starting"})
+    if job in inline_kinds():
+        run_job(folder, in_process=True)
+        return Job(folder)
+    n_running = len(running_jobs(root))  # this job counts: it is "running" from now on
+    _write_json(folder / "control.json", {"threads": job_threads(requested, n_running)})
+    env = {
+        **os.environ, "OMP_NUM_THREADS": str(job_threads(requested, n_running)),
+        "MKL_NUM_THREADS": str(job_threads(requested, n_running)), "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                    os.environ.get("PYTHONPATH", "")])),
+    }  # fmt: skip
+    log = open(folder / "worker.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fairaudit.workspace._worker", str(folder)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, process_group=0,
+    )  # fmt: skip
+    log.close()
+    _PROCESSES[folder.name] = process
+    _write_json(folder / "job.json", {**record, "pid": process.pid})
+    rebalance_threads(root, requested)
+    return Job(folder)
 
 
 def start_training(
@@ -333,32 +413,6 @@ def start_training(
     jobs running every job gets one thread (:func:`rebalance_threads`). ``info`` (e.g. ``data_name``,
     ``settings``) is saved with the model as ``dashboard.json``, with the fit seconds and training time.
     """
-    requested = physical_cores() if threads is None else threads
-    job_threads(requested, 0)  # validates
-    folder = jobs_dir(root) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    spec = {
-        "job": "train", "kind": kind, "params": dict(params), "data": dict(data), "out_dir": str(out_dir),
-        "session": session, "label": label or kind, "split": {"method": split_method, "seed": split_seed},
-        "threads": requested, "created_at": time.time(), "info": dict(info or {}),
-    }  # fmt: skip
-    _write_json(folder / "job.json", spec)
-    _write_json(folder / "state.json", {"status": "running", "phase": "starting"})
-    n_running = len(running_jobs(root))  # this job counts: it is "running" from now on
-    _write_json(folder / "control.json", {"threads": job_threads(requested, n_running)})
-    env = {
-        **os.environ, "OMP_NUM_THREADS": str(job_threads(requested, n_running)),
-        "MKL_NUM_THREADS": str(job_threads(requested, n_running)), "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                    os.environ.get("PYTHONPATH", "")])),
-    }  # fmt: skip
-    log = open(folder / "worker.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fairaudit.workspace._worker", str(folder)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-    )  # fmt: skip
-    log.close()
-    _PROCESSES[folder.name] = process
-    _write_json(folder / "job.json", {**spec, "pid": process.pid})
-    rebalance_threads(root, requested)
-    return Job(folder)
+    spec = {"kind": kind, "params": dict(params), "data": dict(data),
+            "split": {"method": split_method, "seed": split_seed}, "info": dict(info or {})}  # fmt: skip
+    return start_job(root, "train", spec, out_dir=out_dir, session=session, label=label or kind, threads=threads)

@@ -166,10 +166,11 @@ ENCODINGS: tuple[str, ...] = ("auto", "utf-8", "latin-1", "cp1252", "utf-16")
 #: Raw MovieLens files, by release: dropped together they load like the unpacked folder.
 MOVIELENS_FILES = {"MovieLens 100K": ("u.data", "u.user", "u.item"),
                    "MovieLens 1M": ("ratings.dat", "users.dat", "movies.dat")}  # fmt: skip
-TABLE_ROLES: tuple[str, ...] = ("interactions", "users", "items")
+TABLE_ROLES: tuple[str, ...] = ("interactions", "users", "items", "texts")
 #: Columns each table needs (after the automatic renames and the analyst's mapping).
-REQUIRED_COLUMNS = {"interactions": ("user_id", "item_id"), "users": ("user_id",), "items": ("item_id",)}
-_COLUMN_WORDS = {"user_id": "user ids", "item_id": "item ids"}
+REQUIRED_COLUMNS = {"interactions": ("user_id", "item_id"), "users": ("user_id",), "items": ("item_id",),
+                    "texts": ("user_id", "text")}  # fmt: skip
+_COLUMN_WORDS = {"user_id": "user ids", "item_id": "item ids", "text": "texts"}
 _BINARY_MAGIC = {b"%PDF": "a PDF document", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
                  b"GIF8": "a GIF image", b"SQLite format 3": "an SQLite database",
                  b"\xd0\xcf\x11\xe0": "an old Excel/Word file (.xls/.doc)", b"\x1f\x8b": "a gzip archive"}  # fmt: skip
@@ -283,10 +284,14 @@ def guess_role(name: str, columns: Sequence[str]) -> str | None:
     ('items', None)
     >>> guess_role("x.csv", ["user_id", "rating"])  # the item column still has to be mapped
     'interactions'
+    >>> guess_role("reviews.csv", ["user_id", "text", "item_id"])  # user texts (a review may name its item)
+    'texts'
     """
     from fairaudit.data import apply_mapping
 
     found = set(apply_mapping(pd.DataFrame(columns=list(columns))).columns)
+    if {"user_id", "text"} <= found:
+        return "texts"
     if {"user_id", "item_id"} <= found:
         return "interactions"
     if "user_id" in found and found & {"rating", "timestamp"}:

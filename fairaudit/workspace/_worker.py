@@ -1,37 +1,60 @@
 """The worker process of one job: ``python -m fairaudit.workspace._worker <job folder>``.
 
-Reads ``job.json``, runs the job with bounded torch threads at a lowered priority, and reports
-every phase to ``state.json`` (see :mod:`fairaudit.workspace._jobs`). Only
-:func:`fairaudit.workspace.start_training` starts it.
+Reads ``job.json``, runs the job with bounded torch threads at the lowest priority, and reports
+every phase to ``state.json`` (see :mod:`fairaudit.workspace._jobs`). Each kind of job calls the
+function the CLI calls: training a recommender's ``fit``, an audit
+:func:`fairaudit.service.audit_models`, a sweep :func:`fairaudit.sweep.run_sweep`, a report
+:func:`fairaudit.report.build_report`. Only :func:`fairaudit.workspace.start_job` starts it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from fairaudit.workspace._folders import write_model_info
-from fairaudit.workspace._jobs import _read_json, _write_json
 
 #: Seconds between two writes of ``state.json`` within a phase (phase changes are written at once).
 WRITE_EVERY_S = 0.25
+#: Errors from bad input or files, recorded as their message alone; anything else keeps its type name.
+_PLAIN_ERRORS = (ValueError, LookupError, OSError)
+
+
+def _write_json(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` to ``path`` atomically (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(json.dumps(record, default=str))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 class _Reporter:
     """Writes the job's progress to ``state.json`` and applies ``control.json``'s thread budget."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, control_threads: bool = True) -> None:
         self.folder = folder
         self.state: dict = {"status": "running", "phase": "starting", "pid": os.getpid(), "losses": []}
         self.phase_start = time.monotonic()
         self.written = 0.0
         self.threads = 0
+        self.control_threads = control_threads  # never in the server's own process (inline jobs)
         self.apply_threads()
         self.write(force=True)
 
     def apply_threads(self) -> None:
+        if not self.control_threads:
+            return
         from fairaudit.models import set_threads
 
         threads = int(_read_json(self.folder / "control.json").get("threads", 1) or 1)
@@ -50,7 +73,7 @@ class _Reporter:
 
     def phase(self, name: str, **fields) -> None:
         self.phase_start = time.monotonic()
-        for key in ("done", "total", "unit", "rate", "eta_s"):
+        for key in ("done", "total", "unit", "rate", "eta_s", "message"):
             self.state.pop(key, None)
         self.state.update(phase=name, **fields)
         self.write(force=True)
@@ -63,6 +86,16 @@ class _Reporter:
                           eta_s=(total - done) / rate if rate > 0 else None)  # fmt: skip
         self.write(force=done >= total)
 
+    def step(self, message: str) -> None:
+        """One more step of the current phase (a status line of the audit or sweep), with time left."""
+        total = int(self.state.get("total") or 0)
+        done = int(self.state.get("done", -1)) + 1  # the line announces a step: the steps before it are done
+        self.state["message"] = str(message)
+        if total:
+            self.count(min(done, total), max(total, done))
+        else:
+            self.write(force=True)
+
     def epoch(self, event) -> None:
         loss = float(event.loss) if event.loss == event.loss else None
         self.state.update(epoch=int(event.epoch), n_epochs=int(event.n_epochs), loss=loss,
@@ -74,35 +107,105 @@ class _Reporter:
         self.write(force=event.epoch >= event.n_epochs)
 
 
-def run_training(folder: Path) -> None:
-    """Load and split the data, encode item texts (if the model reads them), fit, save."""
-    spec = _read_json(folder / "job.json")
-    report = _Reporter(folder)
-    try:
-        report.phase("loading")
-        from fairaudit.data import make_split
-        from fairaudit.models import TextEncoder, create_model, item_texts
-        from fairaudit.service import DataSource
+def _dataset(spec: dict):
+    from fairaudit.service import DataSource
 
-        dataset = DataSource.from_dict(spec["data"]).load()
-        split = make_split(dataset, spec["split"]["method"], seed=int(spec["split"]["seed"]))
-        model = create_model(spec["kind"], **spec["params"])
-        encoder = getattr(model, "encoder", None)
-        if isinstance(encoder, TextEncoder):  # fit re-uses these in-memory embeddings: no second pass
-            texts = item_texts(dataset)
-            report.phase("encoding", done=0, total=len(texts), unit="item texts")
-            encoder.encode(texts, progress=report.count)
-        report.phase("training")
-        start = time.perf_counter()
-        model.fit(dataset, split, progress=report.epoch)
-        fit_s = time.perf_counter() - start
-        report.phase("saving")
-        model.save(spec["out_dir"], overwrite=True)
-        write_model_info(spec["out_dir"], {**spec.get("info", {}), "fit_s": round(fit_s, 3),
-                                           "trained_at": time.time(), "threads": report.threads})
+    return DataSource.from_dict(spec["data"]).load()
+
+
+def run_training(spec: dict, report: _Reporter) -> None:
+    """Load and split the data, encode item texts (if the model reads them), fit, save."""
+    report.phase("loading")
+    from fairaudit.data import make_split
+    from fairaudit.models import TextEncoder, create_model, item_texts
+
+    dataset = _dataset(spec)
+    split = make_split(dataset, spec["split"]["method"], seed=int(spec["split"]["seed"]))
+    model = create_model(spec["kind"], **spec["params"])
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, TextEncoder):  # fit re-uses these in-memory embeddings: no second pass
+        texts = item_texts(dataset)
+        report.phase("encoding", done=0, total=len(texts), unit="item texts")
+        encoder.encode(texts, progress=report.count)
+    report.phase("training")
+    start = time.perf_counter()
+    model.fit(dataset, split, progress=report.epoch)
+    fit_s = time.perf_counter() - start
+    report.phase("saving")
+    model.save(spec["out_dir"], overwrite=True)
+    write_model_info(spec["out_dir"], {**spec.get("info", {}), "fit_s": round(fit_s, 3),
+                                       "trained_at": time.time(), "threads": report.threads})  # fmt: skip
+
+
+def run_audit(spec: dict, report: _Reporter) -> None:
+    """Load the data and the model folders (``spec["models"]``: [label, folder] pairs), audit them with
+    ``spec["config"]`` through :func:`fairaudit.service.audit_models` and write the audit folder."""
+    report.phase("loading")
+    from fairaudit.audit import AuditConfig
+    from fairaudit.models import load_model
+    from fairaudit.service import audit_models
+
+    dataset = _dataset(spec)
+    models = {label: load_model(folder, dataset) for label, folder in spec["models"]}
+    # Three status lines per model (recommending, group statistics, exposure), one for the comparison.
+    report.phase("auditing", total=3 * len(models) + (len(models) >= 2))
+    result = audit_models(dataset, models, AuditConfig.from_dict(spec["config"]), progress=report.step)
+    report.phase("saving")
+    out = Path(spec["out_dir"])
+    try:
+        result.write(out, overwrite=True)
+    except (ValueError, OSError):
+        if not (out / "audit.json").is_file():  # another job wrote the same audit meanwhile: theirs is this one
+            raise
+
+
+def run_sweep(spec: dict, report: _Reporter) -> None:
+    """Load the data and the base model, and run :func:`fairaudit.sweep.run_sweep` with ``spec["request"]``
+    on the split the model was trained on; the table and point models go to ``out_dir``."""
+    report.phase("loading")
+    from fairaudit.audit import split_for_model
+    from fairaudit.models import load_model
+    from fairaudit.sweep import run_sweep as sweep
+
+    dataset = _dataset(spec)
+    base = load_model(spec["model"], dataset)
+    request = spec["request"]
+    report.phase("sweeping", total=2 * len(request["strengths"]))  # fit, then audit, per strength
+    sweep(dataset, split_for_model(dataset, base), model=base, out=spec["out_dir"], overwrite=True,
+          progress=report.step, **request)  # fmt: skip
+
+
+def run_report(spec: dict, report: _Reporter) -> None:
+    """Copy the audit folder ``spec["audit"]`` to ``out_dir`` and build its PDF there
+    (:func:`fairaudit.report.build_report` with ``spec["options"]``)."""
+    report.phase("writing the audit folder")
+    from fairaudit.audit import AuditResult
+    from fairaudit.report import build_report
+
+    out = Path(spec["out_dir"])
+    AuditResult.read(spec["audit"]).write(out, overwrite=True)
+    report.phase("building the PDF")
+    build_report(out, out / "audit.pdf", **spec.get("options", {}))
+
+
+RUNNERS: dict[str, Callable[[dict, _Reporter], Any]] = {
+    "train": run_training, "audit": run_audit, "sweep": run_sweep, "report": run_report,
+}  # fmt: skip
+
+
+def run_job(folder: Path, *, in_process: bool = False) -> None:
+    """Run the job in ``folder`` to the end, recording ``done`` or ``failed`` (with the error) in ``state.json``.
+
+    ``in_process``: called by the server itself (an inline job), so the thread budget is left alone.
+    """
+    spec = _read_json(folder / "job.json")
+    report = _Reporter(folder, control_threads=not in_process)
+    try:
+        RUNNERS[spec.get("job", "train")](spec, report)
         report.state.update(status="done", finished_at=time.time(), eta_s=None)
     except Exception as err:  # recorded for the page, which shows it as a message
-        report.state.update(status="failed", error=f"{type(err).__name__}: {err}", finished_at=time.time())
+        error = str(err) if isinstance(err, _PLAIN_ERRORS) else f"{type(err).__name__}: {err}"
+        report.state.update(status="failed", error=error, finished_at=time.time())
     report.write(force=True)
 
 
@@ -114,7 +217,7 @@ def main(argv: list[str]) -> int:
         pass
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    run_training(folder)
+    run_job(folder)
     return 0
 
 

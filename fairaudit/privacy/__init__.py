@@ -1,0 +1,70 @@
+"""Privacy: differentially private training and its cost by group (H3), membership-inference audits and
+privacy-safe releases of audit tables (H4). See docs/privacy.md."""
+
+# H3: differentially private training (fairaudit.models._dp) and its cost by group
+from fairaudit.models import (
+    DPSGD, default_delta, dp_enabled, epsilon_spent, privacy_record, privacy_summary, refuse_dp_kind,
+)  # fmt: skip
+from fairaudit.privacy._dp import EXPOSURE_SHARE, PRIVACY_COST_COLUMNS, PRIVACY_COST_FILE, privacy_cost
+
+# H4: membership inference, private releases
+from fairaudit.privacy._mia import (
+    ATTACKS,
+    EXCHANGEABLE_SPLITS,
+    MIA_COLUMNS,
+    NOT_EXCHANGEABLE,
+    Attack,
+    membership_inference,
+    membership_pairs,
+    pair_auc,
+    split_is_exchangeable,
+    weighted_auc,
+)
+from fairaudit.privacy._export import (
+    EXPORT_COLUMNS,
+    MANIFEST,
+    PRIVATE_METRICS,
+    RELEASE_KIND,
+    RELEASE_TABLE,
+    PrivateRelease,
+    export_private,
+    is_release_folder,
+    private_group_metrics,
+    read_release,
+)
+
+__all__ = [
+    # H3
+    "DPSGD",
+    "EXPOSURE_SHARE",
+    "PRIVACY_COST_COLUMNS",
+    "PRIVACY_COST_FILE",
+    "default_delta",
+    "dp_enabled",
+    "epsilon_spent",
+    "privacy_cost",
+    "privacy_record",
+    "privacy_summary",
+    "refuse_dp_kind",
+    # H4
+    "ATTACKS",
+    "Attack",
+    "EXCHANGEABLE_SPLITS",
+    "EXPORT_COLUMNS",
+    "MANIFEST",
+    "MIA_COLUMNS",
+    "NOT_EXCHANGEABLE",
+    "PRIVATE_METRICS",
+    "PrivateRelease",
+    "RELEASE_KIND",
+    "RELEASE_TABLE",
+    "export_private",
+    "is_release_folder",
+    "membership_inference",
+    "membership_pairs",
+    "pair_auc",
+    "private_group_metrics",
+    "read_release",
+    "split_is_exchangeable",
+    "weighted_auc",
+]
