@@ -113,7 +113,7 @@ def training_and_accuracy(data, epochs: int) -> list[str]:
 
 
 def audit_of_profiles(data, epochs: int) -> list[str]:
-    """Timings of the audit of profiles (fairaudit.profiles, H2): marker rewriting, attribute leakage of three
+    """Timings of the audit of profiles (fairaudit.profiles): marker rewriting, attribute leakage of three
     representations, the text counterfactual (re-encoding the rewritten texts in an empty cache, re-ranking)."""
     from fairaudit.audit import attribute_groups
     from fairaudit.data import GENDER_MARKER_PAIRS
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--audit-epochs", type=int, default=10, help="epochs of the two LLMs of the audit timings")
-    parser.add_argument("--audit-only", action="store_true", help="only the audit of profiles (H2's part)")
+    parser.add_argument("--audit-only", action="store_true", help="only the audit of profiles")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"load average (1 min) at start: {os.getloadavg()[0]:.2f}", flush=True)

@@ -8,14 +8,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fairaudit.data import generate_sample, random_holdout, temporal_leave_last
-from fairaudit.models import ExternalRecommender, create_model
+from fairaudit.models import ExternalRecommender, create_model, rank_auc
 from fairaudit.privacy import (
     MIA_COLUMNS,
     membership_inference,
     membership_pairs,
     pair_auc,
     split_is_exchangeable,
-    weighted_auc,
 )
 from fairaudit.privacy._mia import _group_rows
 
@@ -33,7 +32,7 @@ def test_weights_count_rows_as_repeated_pairs():
     rng = np.random.default_rng(1)
     values, member = rng.normal(size=40), rng.random(40) < 0.5
     weights = rng.integers(0, 4, size=(3, 40))
-    got = weighted_auc(values, member, weights)
+    got = rank_auc(values, member, weights)
     for w, auc in zip(weights, got):
         rows = np.repeat(np.arange(40), w)
         assert auc == pytest.approx(roc_auc_score(member[rows], values[rows]), abs=1e-12)

@@ -424,31 +424,51 @@ def attribute_recovery(vectors: np.ndarray, labels: np.ndarray, *, folds: int = 
     return (classes[probabilities.argmax(axis=1)] == np.asarray(labels)).astype(float)
 
 
-def rank_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Area under the ROC curve of ``scores`` for the ``positive`` users (Mann-Whitney, ties count 1/2).
+def rank_auc(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    weights: np.ndarray | None = None,
+    units: np.ndarray | None = None,
+    *,
+    max_elements: int | None = None,
+) -> np.ndarray:
+    """Area under the ROC curve of ``scores`` for the ``positive`` rows (Mann-Whitney, ties count 1/2).
 
-    ``weights`` (rounds x users, e.g. bootstrap count rows) gives one AUC per row, each as if user
-    ``i`` appeared ``weights[r, i]`` times; without it, one AUC over the users as they are. NaN
-    where a row has no positive or no negative weight.
+    ``weights`` (rounds x units, e.g. bootstrap count rows) gives one AUC per row. Row ``i`` of
+    ``scores`` belongs to unit ``units[i]`` (default: every row its own unit) and counts
+    ``weights[r, units[i]]`` times, so a resampled user brings all their rows. Without ``weights``,
+    one AUC over the rows as they are. NaN where a round has no positive or no negative weight.
+    ``AUC = sum_v P_v (N_{<v} + N_v / 2) / (sum P sum N)`` over the distinct scores ``v``, with
+    ``P_v``/``N_v`` the weighted positive and negative counts at ``v`` (a units x values histogram
+    times the weights); at most ``max_elements`` (rounds x distinct values) entries at a time.
 
     >>> float(rank_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))[0])
     0.75
     >>> rank_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]),
     ...          np.array([[1, 0, 1, 1], [0, 1, 1, 0]])).tolist()
     [1.0, 0.0]
+    >>> rank_auc(np.array([2.0, 1.0, 0.0]), np.array([True, False, False]), np.array([[1, 2]]), np.array([0, 1, 1]))
+    array([1.])
     """
     import scipy.sparse as sp
 
     scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    units = np.arange(len(scores)) if units is None else np.asarray(units)
     weights = np.ones((1, len(scores))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
     uniques, bins = np.unique(scores, return_inverse=True)
-    n = len(scores)
-    pos = weights @ sp.csr_matrix((positive.astype(float), (np.arange(n), bins)), shape=(n, len(uniques)))
-    neg = weights @ sp.csr_matrix(((~positive).astype(float), (np.arange(n), bins)), shape=(n, len(uniques)))
-    below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each score
-    total = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(total > 0, total, 1.0), np.nan)
+    shape = (weights.shape[1], len(uniques))
+    pos_hist = sp.csc_matrix((positive.astype(float), (units, bins)), shape=shape)
+    neg_hist = sp.csc_matrix(((~positive).astype(float), (units, bins)), shape=shape)
+    out = np.empty(weights.shape[0])
+    step = weights.shape[0] if max_elements is None else max(1, max_elements // max(len(uniques), 1))
+    for lo in range(0, weights.shape[0], step):
+        w = weights[lo : lo + step]
+        pos, neg = (pos_hist.T @ w.T).T, (neg_hist.T @ w.T).T  # (rounds, distinct scores)
+        below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each score
+        total = pos.sum(axis=1) * neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[lo : lo + step] = np.where(total > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / total, np.nan)
+    return out
 
 
 def attribute_auc(

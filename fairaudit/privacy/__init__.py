@@ -1,13 +1,13 @@
-"""Privacy: differentially private training and its cost by group (H3), membership-inference audits and
-privacy-safe releases of audit tables (H4). See docs/privacy.md."""
+"""Privacy: differentially private training and its cost by group, membership-inference audits and
+privacy-safe releases of audit tables. See docs/privacy.md."""
 
-# H3: differentially private training (fairaudit.models._dp) and its cost by group
+# Differentially private training (fairaudit.models._dp) and its cost by group
 from fairaudit.models import (
     DPSGD, default_delta, dp_enabled, epsilon_spent, privacy_record, privacy_summary, refuse_dp_kind,
 )  # fmt: skip
 from fairaudit.privacy._dp import EXPOSURE_SHARE, PRIVACY_COST_COLUMNS, PRIVACY_COST_FILE, privacy_cost
 
-# H4: membership inference, private releases
+# Membership inference, private releases
 from fairaudit.privacy._mia import (
     ATTACKS,
     EXCHANGEABLE_SPLITS,
@@ -18,7 +18,6 @@ from fairaudit.privacy._mia import (
     membership_pairs,
     pair_auc,
     split_is_exchangeable,
-    weighted_auc,
 )
 from fairaudit.privacy._export import (
     EXPORT_COLUMNS,
@@ -34,7 +33,7 @@ from fairaudit.privacy._export import (
 )
 
 __all__ = [
-    # H3
+    # differentially private training and its cost
     "DPSGD",
     "EXPOSURE_SHARE",
     "PRIVACY_COST_COLUMNS",
@@ -46,7 +45,7 @@ __all__ = [
     "privacy_record",
     "privacy_summary",
     "refuse_dp_kind",
-    # H4
+    # membership inference, private releases
     "ATTACKS",
     "Attack",
     "EXCHANGEABLE_SPLITS",
@@ -66,5 +65,4 @@ __all__ = [
     "private_group_metrics",
     "read_release",
     "split_is_exchangeable",
-    "weighted_auc",
 ]

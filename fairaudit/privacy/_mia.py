@@ -47,7 +47,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.special import log_softmax
 from scipy.stats import rankdata
 
@@ -56,7 +55,7 @@ from fairaudit.audit import ALL, attribute_groups, default_attributes
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import MIN_GROUP_SIZE, bootstrap_counts, seeded_rng
 from fairaudit.metrics._stats import CHUNK_ELEMENTS
-from fairaudit.models import Recommender
+from fairaudit.models import Recommender, rank_auc
 
 Attack = MembershipAttack
 ATTACKS: tuple[str, ...] = MEMBERSHIP_ATTACKS
@@ -86,44 +85,7 @@ def pair_auc(values: np.ndarray, member: np.ndarray) -> float:
     >>> pair_auc(np.array([0.9, 0.4, 0.4, 0.1]), np.array([True, True, False, False]))
     0.875
     """
-    return float(weighted_auc(np.asarray(values, dtype=float), np.asarray(member, dtype=bool),
-                              np.ones((1, len(values))))[0])  # fmt: skip
-
-
-def weighted_auc(values: np.ndarray, member: np.ndarray, weights: np.ndarray,
-                 units: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """AUC of ``values`` for members vs non-members under each row of ``weights`` (rounds x units).
-
-    Row ``i`` belongs to unit ``units[i]`` (default: every row its own unit) and weighs that unit's
-    weight: with bootstrap counts of users as ``weights`` and each pair's user as ``units``, a
-    resampled user brings all their pairs. A member row ``i`` and non-member row ``j`` count
-    ``w_i w_j`` pairs (1 if ``v_i > v_j``, 1/2 on ties): ``AUC = sum_v M_v (N_{<v} + N_v / 2) /
-    (sum M sum N)`` over the distinct values ``v``, with ``M_v``/``N_v`` the weighted member and
-    non-member counts at ``v`` (a units x values histogram times the weights). Vectorised over
-    rounds, chunked to :data:`fairaudit.metrics.CHUNK_ELEMENTS` entries.
-
-    >>> weighted_auc(np.array([2.0, 1.0, 0.0]), np.array([True, False, False]), np.array([[1, 1, 1], [1, 0, 1]]))
-    array([1., 1.])
-    >>> weighted_auc(np.array([2.0, 1.0, 0.0]), np.array([True, False, False]), np.array([[1, 2]]), np.array([0, 1, 1]))
-    array([1.])
-    """
-    weights = np.asarray(weights, dtype=float)
-    units = np.arange(len(values)) if units is None else np.asarray(units)
-    distinct, position = np.unique(values, return_inverse=True)
-    n_units, n_values = weights.shape[1], len(distinct)
-    mem = sp.csc_matrix((member.astype(float), (units, position)), shape=(n_units, n_values))
-    non = sp.csc_matrix(((~member).astype(float), (units, position)), shape=(n_units, n_values))
-    out = np.empty(weights.shape[0])
-    step = max(1, CHUNK_ELEMENTS // max(n_values, 1))
-    for lo in range(0, weights.shape[0], step):
-        w = weights[lo : lo + step]
-        m = (mem.T @ w.T).T  # (rounds, distinct values)
-        nn = (non.T @ w.T).T
-        below = np.cumsum(nn, axis=1) - nn
-        total = m.sum(axis=1) * nn.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[lo : lo + step] = np.where(total > 0, (m * (below + 0.5 * nn)).sum(axis=1) / total, np.nan)
-    return out
+    return float(rank_auc(values, member)[0])
 
 
 def _statistic(scores: np.ndarray, attack: str) -> np.ndarray:
@@ -185,10 +147,10 @@ def _group_rows(pairs: pd.DataFrame, group_of: pd.Series, *, rounds: int, seed: 
         inside = labels == group
         values, member = pairs["statistic"].to_numpy()[inside], pairs["member"].to_numpy()[inside]
         codes, users = pd.factorize(pairs["user_id"].to_numpy()[inside])
-        estimate = weighted_auc(values, member, np.ones((1, len(users))), codes)[0]
+        estimate = rank_auc(values, member, np.ones((1, len(users))), codes)[0]
         replicates = np.empty(rounds)
         for chunk, counts in bootstrap_counts(len(users), rounds, seeded_rng(seed, key, "mia", str(group))):
-            replicates[chunk] = weighted_auc(values, member, counts, codes)
+            replicates[chunk] = rank_auc(values, member, counts, codes, max_elements=CHUNK_ELEMENTS)
         low, high = (np.nanquantile(replicates, [tail, 1 - tail]) if np.isfinite(replicates).any()
                      else (np.nan, np.nan))  # fmt: skip
         rows.append((str(group), len(users), int(member.sum()), int((~member).sum()), estimate, low, high))

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from fairaudit.data import write_bytes_atomic
 from fairaudit.workspace._folders import write_model_info
 
 #: Seconds between two writes of ``state.json`` within a phase (phase changes are written at once).
@@ -27,9 +27,7 @@ _PLAIN_ERRORS = (ValueError, LookupError, OSError)
 
 def _write_json(path: Path, record: Mapping[str, Any]) -> None:
     """Write ``record`` to ``path`` atomically (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(record, default=str))
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(record, default=str).encode())
 
 
 def _read_json(path: Path) -> dict:
