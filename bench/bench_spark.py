@@ -5,7 +5,8 @@ are generated inside Spark (``spark.range``: lists, 2 test and 10 training inter
 users with gender/age band/region, a 5,000-item catalogue with genres and providers) and written as
 Parquet, as a data lake holds them. Each audit then runs in a fresh process, so peaks are its own:
 
-- **spark**: ``run_spark_audit`` on ``local[2]`` from the Parquet files: wall time, peak RSS of the
+- **spark**: ``run_spark_audit`` on ``local[2]`` from the Parquet files: wall time, CPU seconds (JVM,
+  Python workers and driver: the work done, which other jobs on the machine do not inflate), peak RSS of the
   Python driver and of the JVM (in local mode the JVM is the driver *and* the executor, so its peak
   is the executor memory too), and the summed peak RSS of the Python workers (``mapInPandas``);
 - **pandas**: ``run_audit`` on the same files read into memory (``ImportedRecommender``), under an
@@ -92,10 +93,12 @@ def generate(spark, folder: Path, n_rows: int, seed: int = 0) -> None:
 
 # ---- one measured run (a fresh process) --------------------------------------------------------------
 class _PeakSampler:
-    """Peak RSS of the JVM and summed peak RSS of the Python workers (processes below this one), sampled."""
+    """Peak RSS of the JVM and summed peak RSS of the Python workers (processes below this one), sampled, and
+    the CPU seconds they used: the work done, which unlike wall time does not grow when other jobs share the CPUs."""
 
     def __init__(self) -> None:
         self.jvm_peak_kb, self.workers_peak_kb = 0, 0
+        self._cpu_s: dict[int, float] = {}  # pid -> its latest user + system seconds (processes below this one)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -119,9 +122,19 @@ class _PeakSampler:
                 for p in jvm:  # VmHWM: the kernel's own peak, so nothing between samples is missed
                     self.jvm_peak_kb = max(self.jvm_peak_kb, _hwm_kb(p.pid))
                 self.workers_peak_kb = max(self.workers_peak_kb, sum(p.memory_info().rss for p in workers) // 1024)
+                for p in [*jvm, *workers]:  # a worker's last 0.5 s before it exits is missed: a small undercount
+                    times = p.cpu_times()
+                    self._cpu_s[p.pid] = times.user + times.system
             except Exception:  # noqa: BLE001 - processes come and go between listing and reading
                 pass
             self._stop.wait(0.5)
+
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the JVM and the Python workers, plus this (driver) process."""
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return sum(self._cpu_s.values()) + own.ru_utime + own.ru_stime
 
 
 def _hwm_kb(pid: int) -> int:
@@ -146,9 +159,11 @@ def _run_spark(folder: Path, rounds: int, partitions: int) -> dict:
         inputs = load_inputs(spark, folder / "data", folder / "lists.parquet", folder / "test.parquet", name="synthetic")
         result = run_spark_audit(inputs, config, folder / "audit-spark", overwrite=True)
         wall = time.perf_counter() - start
+        cpu = sampler.cpu_s
     spark.stop()
     gap = result.gaps.query("attribute == 'gender' and group == 'F' and reference == 'rest' and metric == 'ndcg'")
-    return {"engine": "spark", "wall_s": wall, "load": load, "python_driver_peak_mb": _self_peak_mb(),
+    return {"engine": "spark", "wall_s": wall, "cpu_s": cpu, "load": load, "end_load": os.getloadavg()[0],
+            "python_driver_peak_mb": _self_peak_mb(),
             "jvm_peak_mb": sampler.jvm_peak_kb / 1024, "python_workers_peak_mb": sampler.workers_peak_kb / 1024,
             "gender_ndcg_gap_p": float(gap["p_adjusted"].iloc[0]), "n_gaps": len(result.gaps)}  # fmt: skip
 
@@ -176,8 +191,9 @@ def _run_pandas(folder: Path, rounds: int) -> dict:
     config = AuditConfig(k=SLOTS, bootstrap_rounds=rounds, embedding_diversity=False,
                          attributes=("gender", "age_band", "region", "gender*age_band"))  # fmt: skip
     run_audit(dataset, split, {"synthetic": model}, config)
-    return {"engine": "pandas", "wall_s": time.perf_counter() - start, "load": load,
-            "python_driver_peak_mb": _self_peak_mb()}  # fmt: skip
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {"engine": "pandas", "wall_s": time.perf_counter() - start, "cpu_s": own.ru_utime + own.ru_stime,
+            "load": load, "python_driver_peak_mb": _self_peak_mb()}  # fmt: skip
 
 
 # ---- false-positive rate of the gap tests on null data ---------------------------------------------
@@ -243,9 +259,10 @@ def _measure(args: list[str], timeout: float) -> dict:
 
 def _row(n_rows: int, engine: str, r: dict) -> str:
     if "failed" in r:
-        return f"| {n_rows:,} | {engine} | {r['failed']} | | | |"
+        return f"| {n_rows:,} | {engine} | {r['failed']} | | | | | |"
     extra = (f"{r['jvm_peak_mb']:.0f} | {r['python_workers_peak_mb']:.0f}" if engine == "spark" else "- | -")
-    return f"| {n_rows:,} | {engine} | {r['wall_s']:.0f} | {r['python_driver_peak_mb']:.0f} | {extra} | {r['load']:.1f} |"
+    return (f"| {n_rows:,} | {engine} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['python_driver_peak_mb']:.0f} | "
+            f"{extra} | {r['load']:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.folder or tempfile.mkdtemp(prefix="fairaudit-bench-spark-"))
     results = {}
     print(f"Spark engine vs pandas engine, {args.rounds} bootstrap rounds, local[2]; machine shared (load in the table)")
-    print("| list rows | engine | wall s | Python driver peak MB | JVM peak MB (driver = executor) | Python workers peak MB | load |")
-    print("|---|---|---|---|---|---|---|")
+    print("| list rows | engine | wall s | CPU s | Python driver peak MB | JVM peak MB (driver = executor) | "
+          "Python workers peak MB | load |")
+    print("|---|---|---|---|---|---|---|---|")
     for n_rows in args.sizes:
         folder = root / f"rows-{n_rows}"
         common = ["--folder", str(folder), "--rows", str(n_rows), "--rounds", str(args.rounds)]
@@ -313,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             a, b = results[small][engine], results[large][engine]
             if "failed" in a or "failed" in b:
                 continue
-            keys = ["wall_s", "python_driver_peak_mb"] + (["jvm_peak_mb", "python_workers_peak_mb"] if engine == "spark" else [])
+            keys = ["wall_s", "cpu_s", "python_driver_peak_mb"] + (["jvm_peak_mb", "python_workers_peak_mb"] if engine == "spark" else [])
             growth = ", ".join(f"{k} x{b[k] / a[k]:.2f}" for k in keys if a[k])
             print(f"{engine} growth {small:,} -> {large:,} rows ({large / small:.0f}x): {growth}")
     print(json.dumps({str(k): v for k, v in results.items()}))

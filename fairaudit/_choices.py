@@ -77,6 +77,8 @@ DEFAULT_ROUNDS = 1000
 MIN_GROUP_SIZE = 30
 #: Largest seed accepted anywhere (numpy's legacy generators and torch take seeds below 2**32).
 MAX_SEED = 2**32 - 1
+#: The one message for a bad ``--threads``/``threads`` value (models, jobs and the command line).
+BAD_THREADS = "threads must be a whole number >= 1, got {0!r}"
 #: Defaults of the numeric :class:`~fairaudit.audit.AuditConfig` fields that commands offer as options.
 AUDIT_DEFAULTS: dict[str, int | float] = {
     "k": 10,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args
+from typing import TYPE_CHECKING, Any, Callable, Literal, get_args
 
 import pandas as pd
 
@@ -27,12 +27,13 @@ from fairaudit.audit import (
     write_audit,
 )
 from fairaudit._choices import IMPORTED_KINDS as IMPORTED_KINDS  # re-exported: kinds audited, never trained
-from fairaudit._choices import TRAINABLE_KINDS
+from fairaudit._choices import DEFAULT_PROBE_USERS, TRAINABLE_KINDS
 from fairaudit.compare import add_comparison
 from fairaudit.data import Dataset, Split, check_folder_target, load_dataset, load_sample, load_tables
-from fairaudit.explain import DEFAULT_PROBE_USERS, explain_audit
 from fairaudit.metrics import accuracy_metrics
-from fairaudit.models import Recommender, model_kinds
+
+if TYPE_CHECKING:  # torch loads with the first model, not with a data source
+    from fairaudit.models import Recommender
 
 SourceKind = Literal["sample", "folder", "files"]
 #: Kinds of :class:`DataSource`: the bundled sample, a folder or file (``load_dataset``), uploaded tables.
@@ -289,6 +290,8 @@ def audit_models(
         say("comparing the models")
         result = add_comparison(result, baseline=baseline)
     if options is not None:
+        from fairaudit.explain import explain_audit  # torch and shap: only when explanations are asked for
+
         say("explaining gaps and probing attributes")
         attributes = explanation_attributes(result.config.attributes, dataset)
         result = explain_audit(result, dataset, models, attributes=attributes, probe_users=options.probe_users)
@@ -331,6 +334,8 @@ def trainable_kinds() -> tuple[str, ...]:
     >>> "imported" in trainable_kinds()
     False
     """
+    from fairaudit.models import model_kinds
+
     return tuple(kind for kind in model_kinds() if kind in TRAINABLE_KINDS)
 
 

@@ -19,7 +19,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import pandas as pd
 import streamlit as st
@@ -28,19 +28,23 @@ from fairaudit.audit import AuditConfig, AuditResult, default_attributes
 from fairaudit.data import DataError, Dataset, Split
 # MIN_GROUP_SIZE is re-exported for the pages (S.MIN_GROUP_SIZE).
 from fairaudit.metrics import MIN_GROUP_SIZE  # noqa: F401
-from fairaudit.models import ModelFolderError, Recommender, load_model
 from fairaudit.report import Findings, audit_findings, safe_csv
 from fairaudit.service import DataSource
 from fairaudit.workspace import (
     Job,
+    JobKind,
     Workspace,
     audit_cache_key,
     cached_audit_dir,
     find_job,
     list_jobs,
     new_session_id,
+    physical_cores,
     start_job,
 )
+
+if TYPE_CHECKING:  # the Audit page reads audits; torch loads only where a page needs a model
+    from fairaudit.models import Recommender
 
 SAMPLE_LABEL = "Sample data (bundled)"
 K_CHOICES = (5, 10, 20)
@@ -50,7 +54,7 @@ DEFAULT_ROUNDS = 200
 #: Split used for training and auditing in the dashboard (same as the CLI defaults).
 SPLIT_METHOD, SPLIT_SEED = "random", 0
 #: Errors from bad input that pages show as messages; anything else is a bug and surfaces.
-USER_ERRORS = (DataError, ModelFolderError, ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (DataError, ValueError, KeyError, FileNotFoundError)  # ModelFolderError is a ValueError
 
 NO_MODEL_HINT = "No model yet for this dataset: train one (or load a saved folder) on the **Model** page."
 NO_ATTRIBUTES = (
@@ -240,10 +244,14 @@ def split_for(dataset: Dataset) -> Split:
 # ---- models --------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the model…", max_entries=16)
 def _model(path: str, weights_sha: str, data_fp: str, _dataset: Dataset) -> Recommender:
+    from fairaudit.models import load_model  # torch: only where a page needs the model itself
+
     return load_model(path, _dataset)
 
 
-def _config(path: str | Path) -> dict:
+def model_config(path: str | Path) -> dict:
+    """A saved model folder's ``config.json`` (kind, settings, split, DP record ...) without loading the model;
+    ``{}`` when unreadable."""
     try:
         return json.loads((Path(path) / "config.json").read_text())
     except (OSError, ValueError):
@@ -252,7 +260,7 @@ def _config(path: str | Path) -> dict:
 
 def weights_checksum(path: str | Path) -> str:
     """Checksums recorded in the folder's ``config.json``, weights and config (the cache key of a loaded model)."""
-    config = _config(path)
+    config = model_config(path)
     return f"{config.get('weights_sha256', '')}-{config.get('config_sha256', '')}"
 
 
@@ -265,17 +273,17 @@ def available_models() -> dict[str, str]:
     """Label -> folder of every model usable with the sidebar's dataset: saved in the workspace or loaded."""
     found: dict[str, str] = {m.label: str(m.path) for m in workspace().saved_models(current_fingerprint())}
     for path in st.session_state.get("loaded_models", []):
-        if _config(path).get("data_fingerprint") == current_fingerprint():
+        if model_config(path).get("data_fingerprint") == current_fingerprint():
             found.setdefault(loaded_label(path), path)
     for label, path in st.session_state.get("imported_models", {}).items():
-        if _config(path).get("data_fingerprint") == current_fingerprint():
+        if model_config(path).get("data_fingerprint") == current_fingerprint():
             found.setdefault(label, path)
     return found
 
 
 def split_fingerprint(path: str | Path) -> str | None:
     """Fingerprint of the split the model in ``path`` was trained (or imported) on, from its config."""
-    return (_config(path).get("split") or {}).get("fingerprint")
+    return (model_config(path).get("split") or {}).get("fingerprint")
 
 
 def imported_label(system: str) -> str:
@@ -291,7 +299,7 @@ def loaded_label(path: str | Path) -> str:
 def model_label(path: str | Path) -> str:
     """Sidebar label of a model folder in the workspace (its ``SavedModel.label``)."""
     wanted = Path(path).resolve()
-    for model in workspace().saved_models(_config(path).get("data_fingerprint")):
+    for model in workspace().saved_models(model_config(path).get("data_fingerprint")):
         if model.path.resolve() == wanted:
             return model.label
     return loaded_label(path)
@@ -414,11 +422,53 @@ def unfinished(job: Job | None, what: str, *, say_failure: bool = True) -> bool:
     return True
 
 
+BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{1}'."
+
+
+def strengths_from_text(text: str, default: str) -> list[float] | None:
+    """The comma-separated strengths typed in a box, sorted without repeats; ``None`` after saying what is wrong."""
+    try:
+        return sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        st.error(md(BAD_STRENGTHS.format(default, text)))
+        return None
+
+
+def job_result(kind: JobKind, spec: Mapping[str, Any], *, what: str, label: str, start: bool) -> Path | None:
+    """The result folder of the analysis job ``kind`` for ``spec`` on the sidebar's data, or ``None``.
+
+    ``start`` (a button was pressed) starts the job in the worker process; while it runs, its progress and
+    Cancel are drawn and ``None`` comes back (the page goes on below). ``None`` also when it has not run yet,
+    or ended without success (after saying why). Results are shared by sessions like sweeps: one folder per
+    kind, data, and ``spec``, whose ``model`` (a saved folder) is named by its weights checksum too; the
+    runner writes the folder atomically, so one that exists is complete.
+    """
+    identity = {**spec, "weights": weights_checksum(spec["model"])} if "model" in spec else dict(spec)
+    out = workspace().result_dir(kind, current_fingerprint(), identity)
+    root = workspace().root
+    job = find_job(root, out.name)
+    if start:
+        job = start_job(root, kind, {"data": current_source().to_dict(), **spec}, out_dir=out,
+                        session=st.session_state["session_id"], label=label, key=out.name,
+                        threads=int(st.session_state.get("train_threads", physical_cores())))  # fmt: skip
+    if job is not None and job.status == "running":
+        follow_job(job, what, stop=False)
+        return None
+    if unfinished(job, what):
+        return None
+    return out if out.is_dir() else None
+
+
 # ---- audits --------------------------------------------------------------------------------
 @st.cache_resource(max_entries=16)
 def _read_audit(folder: str) -> AuditResult:
     """An audit folder, read once per server (an audit folder is never changed once written; no copy per run)."""
     return AuditResult.read(folder)
+
+
+def audit_config_json(dataset: Dataset) -> dict:
+    """:func:`audit_config` as the JSON a worker reads back (sorted keys, tuples as lists): a job's spec and key."""
+    return json.loads(json.dumps(audit_config(dataset).to_dict(), sort_keys=True))
 
 
 def audit_config(dataset: Dataset) -> AuditConfig:
@@ -447,7 +497,7 @@ def audit_folder(dataset: Dataset, labels: list[str], *, stop: bool = True) -> P
     """
     folders = available_models()
     models = [(label, folders[label]) for label in labels]
-    config = json.loads(json.dumps(audit_config(dataset).to_dict(), sort_keys=True))  # as the JSON the worker reads
+    config = audit_config_json(dataset)
     key = audit_cache_key(current_fingerprint(), [(label, weights_checksum(path)) for label, path in models], config)
     folder = cached_audit_dir(workspace(), key)
     if folder is not None:

@@ -108,7 +108,6 @@ def comparison_section(dataset: Dataset) -> None:
 
 #: Item columns that are free text or lists, never item groups (``genres`` is offered as ``genre``).
 NOT_ITEM_GROUPS = ("item_id", "title", "description", "genres")
-BAD_STRENGTHS = "Strengths must be numbers separated by commas, e.g. {0}; got '{1}'."
 
 
 def sweep_section(dataset: Dataset) -> None:
@@ -125,7 +124,7 @@ def sweep_section(dataset: Dataset) -> None:
         st.info(S.NO_MODEL_HINT)
         return
     path = models[label]  # the model's kind and settings from its folder: it is loaded by the sweep's worker
-    base = S._config(path)
+    base = S.model_config(path)
     kind, base_params = base.get("kind", ""), base.get("params") or {}
     mitigation = st.selectbox("Mitigation", MITIGATIONS, key="sweep_mitigation")
     if (mitigation in TRAINING_MITIGATIONS or mitigation == "privacy") and kind != "llm":
@@ -159,10 +158,8 @@ def sweep_section(dataset: Dataset) -> None:
     item_attribute = cols[3].selectbox(
         "Item attribute (exposure)", item_choices, key="sweep_item_attribute",
         index=plots.default_index(item_choices, plots.DEFAULT_ITEM_ATTRIBUTE))
-    try:
-        strengths = sorted({float(s) for s in text.split(",") if s.strip()})
-    except ValueError:
-        st.error(S.md(BAD_STRENGTHS.format(default, text)))
+    strengths = S.strengths_from_text(text, default)
+    if strengths is None:
         return
     if attribute is None or item_attribute is None:
         st.info("The sweep needs a user attribute and an item attribute; upload users and items tables on the "

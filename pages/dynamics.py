@@ -1,4 +1,7 @@
-"""Dynamics page: simulate feedback loops of the sidebar's model, and audit the log per time window."""
+"""Dynamics page: simulate feedback loops of the sidebar's model, and audit the log per time window.
+
+Both computations run as jobs in a worker process (kinds ``simulate`` and ``periods``,
+fairaudit/workspace/_run_dynamics.py); the page draws their progress and reads their folders."""
 
 from __future__ import annotations
 
@@ -7,16 +10,31 @@ import streamlit as st
 from fairaudit.dynamics import (
     CHOICE_MODELS,
     RETRAIN_MODES,
+    PeriodAudit,
+    SimulationResult,
     SimulationSettings,
-    audit_by_period,
     exposure_drift_chart,
     period_chart,
+    read_period_audit,
+    read_simulation,
     rounds_chart,
-    simulate,
 )
 from fairaudit.dynamics._simulate import CONSUMPTIONS
 from fairaudit.models import RERANK_KINDS
 from pages import _state as S
+
+
+@st.cache_resource(max_entries=8)
+def _simulation(folder: str) -> SimulationResult:
+    """A simulation folder, read once per server (a result folder is complete once it exists)."""
+    return read_simulation(folder)
+
+
+@st.cache_resource(max_entries=8)
+def _periods(folder: str) -> PeriodAudit:
+    """A period-audit folder, read once per server."""
+    return read_period_audit(folder)
+
 
 S.start_page()
 st.title("Dynamics")
@@ -26,7 +44,8 @@ st.caption(
     "fitted on all interactions; CIs cover users and repeated simulations (docs/dynamics.md)."
 )
 ss = st.session_state
-dataset, label, model = S.require_model()
+dataset, label = S.require_model_label()  # the work runs in a worker process: no model loaded here
+model_folder = S.available_models()[label]
 plain = [a for a in S.selected_attributes(dataset) if a in dataset.users.columns]
 item_columns = dataset.item_attributes or ["genre"]
 
@@ -48,19 +67,17 @@ cols = st.columns(2)
 mitigation = cols[0].selectbox("Mitigation every round", ["none", *RERANK_KINDS], key="dyn_mitigation")
 strength = cols[1].slider("Strength", 0.0, 1.0, 0.5, 0.05, key="dyn_strength", disabled=mitigation == "none")
 
-if st.button("Run simulation", type="primary", key="dyn_run"):
-    settings = SimulationSettings(
-        rounds=int(rounds), seeds=int(seeds), retrain=retrain, choice=choice, consumption=consumption,
-        no_click=float(no_click), popularity_bias=float(herding), item_attribute=item_attribute,
-        mitigation=None if mitigation == "none" else mitigation, strength=float(strength),
-        attributes=tuple(plain), k=S.selected_k(), bootstrap=int(ss["audit_rounds"]),
-    )  # fmt: skip
-    with S.user_errors("The simulation"), st.spinner("Simulating rounds: recommend, click, retrain…"):
-        ss["dyn_result"] = (label, simulate(dataset, model, settings))
-
-held = ss.get("dyn_result")
-if held is not None and held[0] == label:
-    result = held[1]
+settings = SimulationSettings(
+    rounds=int(rounds), seeds=int(seeds), retrain=retrain, choice=choice, consumption=consumption,
+    no_click=float(no_click), popularity_bias=float(herding), item_attribute=item_attribute,
+    mitigation=None if mitigation == "none" else mitigation, strength=float(strength),
+    attributes=tuple(plain), k=S.selected_k(), bootstrap=int(ss["audit_rounds"]),
+)  # fmt: skip
+folder = S.job_result("simulate", {"model": model_folder, "settings": settings.to_dict()}, what="Simulation",
+                      label=f"simulation of {label}",
+                      start=st.button("Run simulation", type="primary", key="dyn_run"))  # fmt: skip
+if folder is not None:
+    result = _simulation(str(folder))
     pooled = result.pooled()
     metric = st.selectbox("Quantity", sorted(pooled["metric"].unique()), key="dyn_metric")
     attributes = sorted(pooled.loc[pooled["metric"] == metric, "attribute"].unique())
@@ -78,12 +95,11 @@ if "timestamp" not in dataset.interactions.columns:
     st.info("This data has no timestamps, so it cannot be audited per period.")
     st.stop()
 period = st.text_input("Period (month, week or N-days)", "month", key="dyn_period")
-if st.button("Audit per period", key="dyn_period_run"):
-    with S.user_errors("The audit by period"), st.spinner("Re-training and auditing every window…"):
-        ss["dyn_periods"] = (label, audit_by_period(dataset, {label: model}, S.audit_config(dataset), period=period))
-held = ss.get("dyn_periods")
-if held is not None and held[0] == label:
-    periods = held[1]
+spec = {"model": model_folder, "model_label": label, "config": S.audit_config_json(dataset), "period": period}
+folder = S.job_result("periods", spec, what="Audit by period", label=f"audit of {label} per {period}",
+                      start=st.button("Audit per period", key="dyn_period_run"))  # fmt: skip
+if folder is not None:
+    periods = _periods(str(folder))
     metric = st.selectbox("Metric", sorted(periods.metrics["metric"].unique()), key="dyn_period_metric")
     attribute = st.selectbox("Groups", sorted(periods.metrics["attribute"].unique()), key="dyn_period_attribute")
     with S.user_errors("The chart"):

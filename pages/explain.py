@@ -13,10 +13,9 @@ from fairaudit.explain import (
     explain_gaps,
     explain_recommendation,
     fairllm_figure,
-    fairllm_probe,
     fairllm_summary,
-    probe_attribute,
     probe_sentences,
+    read_probe_table,
     readable_explanation,
     user_features,
 )
@@ -49,17 +48,6 @@ def local_explanation(_model, _dataset, key: tuple, user_id: str, item_id: str) 
 def gap_drivers(audit_id: str, metric: str, plain: tuple[str, ...], _metric: pd.Series, _dataset, _train):
     features = user_features(_dataset, _train, attributes=list(plain))
     return explain_gaps(_metric, features, attributes=list(plain))
-
-
-@st.cache_data(show_spinner="Re-scoring users with the attribute swapped…", max_entries=16)
-def probe(_model, _dataset, key: tuple, attribute: str, k: int, users: int) -> pd.DataFrame:
-    return probe_attribute(_model, _dataset, attribute, users=users, k=k, bootstrap_rounds=S.DEFAULT_ROUNDS)
-
-
-@st.cache_data(show_spinner="Asking the model with neutral and attribute-stating prompts…", max_entries=16)
-def fairllm(_model, _dataset, _split, key: tuple, attribute: str, k: int, users: int) -> pd.DataFrame:
-    return fairllm_probe({label: _model}, _dataset, _split, [attribute], users=users, k=k,
-                         bootstrap_rounds=S.DEFAULT_ROUNDS)
 
 
 def user_tab() -> None:
@@ -152,9 +140,13 @@ def probe_tab() -> None:
         return
     plain_attrs = [a for a in S.attribute_choices(dataset) if INTERSECTION_SEP not in a]
     probe_attr = st.selectbox("Attribute to swap", plain_attrs, key="probe_attribute")
-    if st.toggle("Run probe", key="probe_on"):
+    # Jobs in the worker process; one result folder per model, data and settings, shared by sessions.
+    spec = {"model": path, "attribute": probe_attr, "k": k, "users": PROBE_USERS, "rounds": S.DEFAULT_ROUNDS}
+    folder = S.job_result("probe", spec, what="Probe", label=f"probe of {probe_attr} on {label}",
+                          start=st.button("Run probe", type="primary", key="probe_run"))  # fmt: skip
+    if folder is not None:
         with S.user_errors("The probe"):
-            table = probe(model, dataset, model_key, probe_attr, k, PROBE_USERS)
+            table = read_probe_table(folder)
             # Pooled rows (all probed users) per counterfactual value, in the chart's long schema.
             pooled = plots.probe_summary(table)
             for sentence in probe_sentences(pooled, k=k):
@@ -168,9 +160,13 @@ def probe_tab() -> None:
     st.markdown("**FaiRLLM protocol** — the model is asked once with a neutral prompt and once per stated "
                 "attribute value; SNSR/SNSV measure how far the lists move, against re-asking the same neutral "
                 "prompt (the decoding-noise baseline). Same table as `probe --protocol fairllm`.")
-    if st.toggle(f"Run the FaiRLLM protocol on {FAIRLLM_USERS} users", key="fairllm_on"):
+    spec = {"model": path, "name": label, "attribute": probe_attr, "k": k, "users": FAIRLLM_USERS,
+            "rounds": S.DEFAULT_ROUNDS, "split": {"method": S.SPLIT_METHOD, "seed": S.SPLIT_SEED}}  # fmt: skip
+    folder = S.job_result("fairllm", spec, what="FaiRLLM probe", label=f"FaiRLLM probe of {probe_attr} on {label}",
+                          start=st.button(f"Run the FaiRLLM protocol on {FAIRLLM_USERS} users", key="fairllm_run"))
+    if folder is not None:
         with S.user_errors("The FaiRLLM probe"):
-            table = fairllm(model, dataset, split, model_key, probe_attr, k, FAIRLLM_USERS)
+            table = read_probe_table(folder, "fairllm")
             st.dataframe(fairllm_summary(table), hide_index=True)
             S.chart(fairllm_figure(table), table, f"fairllm_{probe_attr}", key="fairllm")
 

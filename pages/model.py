@@ -125,7 +125,7 @@ def start_job(kind: str, params: dict) -> None:
     fingerprint = S.current_fingerprint()
     out_dir = S.workspace().model_dir(kind, fingerprint, params)
     # A folder saved by an earlier FairAudit (no config checksum) cannot be verified: it is re-trained in place.
-    if (out_dir / "config.json").is_file() and "config_sha256" in S._config(out_dir):
+    if (out_dir / "config.json").is_file() and "config_sha256" in S.model_config(out_dir):
         ss["select_model"] = S.model_label(out_dir)
         ss["job_message"] = ("info", f"This configuration was already trained on this data; "
                                      f"selected the saved model {S.md(ss['select_model'])}.")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fairaudit.audit import split_for_model
 from fairaudit.models import privacy_record, privacy_summary
-from fairaudit.privacy import ATTACKS, NOT_EXCHANGEABLE, membership_inference, privacy_cost, split_is_exchangeable
+from fairaudit.privacy import ATTACKS, NOT_EXCHANGEABLE, read_membership, read_privacy_cost
 from fairaudit.report import MIA_NOTE, mia_chart
 from pages import _state as S
 
@@ -19,10 +18,11 @@ st.caption(
     "(docs/privacy.md)."
 )
 ss = st.session_state
-dataset, label, model = S.require_model()
+dataset, label = S.require_model_label()  # the analyses run in a worker process: no model loaded here
+path = S.available_models()[label]
 
 st.subheader("Differential privacy of this model")
-record = privacy_record(model)
+record = privacy_record(S.model_config(path))
 st.write(privacy_summary(record))
 if record:
     cols = st.columns(4)
@@ -36,27 +36,27 @@ st.caption(MIA_NOTE)
 attack = st.selectbox("Attack statistic", ATTACKS, key="privacy_attack",
                       help="rank: the item's percentile in the user's ranking; score: the raw score; "
                            "loss: log-softmax of the user's scores")  # fmt: skip
-if st.button("Run membership inference", type="primary", key="privacy_mia_run"):
-    with S.user_errors("Membership inference"), st.spinner("Scoring members and held-out interactions…"):
-        split = split_for_model(dataset, model)
-        table = membership_inference(model, dataset, split, name=label, attributes=S.selected_attributes(dataset),
-                                     attack=attack, rounds=int(ss.get("audit_rounds", 200)))  # fmt: skip
-        ss["privacy_mia"] = (label, split.describe(), table)
-held = ss.get("privacy_mia")
-if held is not None and held[0] == label:
-    split_info, table = held[1], held[2]
-    if not split_is_exchangeable(split_info):
-        st.warning(NOT_EXCHANGEABLE.format(split_info.get("method")))
-    overall = table[table["attribute"] == "all"].iloc[0]
-    st.metric("AUC, all users", f"{overall['auc']:.3f}", help=f"95% CI [{overall['ci_low']:.3f}, "
-              f"{overall['ci_high']:.3f}] over {int(overall['n_users'])} users")  # fmt: skip
-    attributes = [a for a in dict.fromkeys(table["attribute"]) if a != "all"]
-    if attributes:
-        attribute = st.selectbox("Groups", attributes, key="privacy_mia_attribute")
-        S.chart(mia_chart(table, attribute=attribute), table[table["attribute"] == attribute], "mia",
-                key="privacy_mia_chart")  # fmt: skip
-    st.dataframe(table, hide_index=True)
-    st.download_button("mia.csv", S.csv_bytes(table), file_name="mia.csv", key="privacy_mia_csv")
+# Jobs in the worker process; one result folder per model(s), data and settings, shared by sessions.
+spec = {"model": path, "name": label, "attributes": list(S.selected_attributes(dataset)), "attack": attack,
+        "rounds": int(ss.get("audit_rounds", S.DEFAULT_ROUNDS))}  # fmt: skip
+folder = S.job_result("membership", spec, what="Membership inference", label=f"membership inference on {label}",
+                      start=st.button("Run membership inference", type="primary", key="privacy_mia_run"))
+if folder is not None:
+    with S.user_errors("Membership inference"):
+        table, records = read_membership(folder)
+        info = records["models"][label]
+        if not info["exchangeable"]:
+            st.warning(NOT_EXCHANGEABLE.format(info["split"]))
+        overall = table[table["attribute"] == "all"].iloc[0]
+        st.metric("AUC, all users", f"{overall['auc']:.3f}", help=f"95% CI [{overall['ci_low']:.3f}, "
+                  f"{overall['ci_high']:.3f}] over {int(overall['n_users'])} users")  # fmt: skip
+        attributes = [a for a in dict.fromkeys(table["attribute"]) if a != "all"]
+        if attributes:
+            attribute = st.selectbox("Groups", attributes, key="privacy_mia_attribute")
+            S.chart(mia_chart(table, attribute=attribute), table[table["attribute"] == attribute], "mia",
+                    key="privacy_mia_chart")  # fmt: skip
+        st.dataframe(table, hide_index=True)
+        st.download_button("mia.csv", S.csv_bytes(table), file_name="mia.csv", key="privacy_mia_csv")
 
 st.subheader("Who pays for privacy")
 others = [name for name in S.available_models() if name != label]
@@ -65,16 +65,19 @@ if not others:
     st.stop()
 twin = st.selectbox("Non-private twin", others, key="privacy_twin",
                     help="the same kind and settings trained without DP; the sidebar's model is the DP one")  # fmt: skip
-if record is None:
+if record is None:  # nothing to price: the job would audit both models only to refuse
     st.info("The sidebar's model was trained without DP: choose a DP model there to see its cost.")
-if st.button("Compare with the twin", key="privacy_cost_run"):
-    folder = S.audit_folder(dataset, [label, twin])
-    with S.user_errors("The DP cost"), st.spinner("Paired bootstrap by group…"):
-        ss["privacy_cost"] = ((label, twin), privacy_cost(folder, model_dp=label, model_base=twin, dataset=dataset))
-held = ss.get("privacy_cost")
-if held is not None and held[0] == (label, twin):
-    cost = held[1]
-    st.caption("cost = non-private minus DP (accuracy or exposure share lost under DP), paired bootstrap 95% CI; "
-               "pays more: the group loses significantly more than the rest.")  # fmt: skip
-    st.dataframe(cost, hide_index=True)
-    st.download_button("privacy_cost.csv", S.csv_bytes(cost), file_name="privacy_cost.csv", key="privacy_cost_csv")
+    st.stop()
+twin_path = S.available_models()[twin]
+config = S.audit_config_json(dataset)
+spec = {"model": path, "name": label, "twin": twin_path, "twin_weights": S.weights_checksum(twin_path),
+        "twin_name": twin, "config": config}  # fmt: skip
+folder = S.job_result("privacy_cost", spec, what="Comparison with the twin", label=f"DP cost of {label} vs {twin}",
+                      start=st.button("Compare with the twin", key="privacy_cost_run"))
+if folder is not None:
+    with S.user_errors("The DP cost"):
+        cost = read_privacy_cost(folder)
+        st.caption("cost = non-private minus DP (accuracy or exposure share lost under DP), paired bootstrap 95% CI; "
+                   "pays more: the group loses significantly more than the rest.")  # fmt: skip
+        st.dataframe(cost, hide_index=True)
+        st.download_button("privacy_cost.csv", S.csv_bytes(cost), file_name="privacy_cost.csv", key="privacy_cost_csv")

@@ -1,21 +1,17 @@
-"""Profiles page: coverage of user texts, and the audit of text profiles (who gains, what leaks, what markers change)."""
+"""Profiles page: coverage of user texts, and the audit of text profiles (who gains, what leaks, what markers change).
+
+The audit of two models runs as a job in a worker process (kind ``profiles``,
+fairaudit/workspace/_run_profiles.py); the page draws its progress and reads its audit folder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
 
 from fairaudit.audit import AuditResult
-from fairaudit.data import Dataset, text_summary
-from fairaudit.profiles import (
-    accuracy_summary,
-    counterfactual_summary,
-    leakage_summary,
-    run_profile_audit,
-    text_coverage,
-)
+from fairaudit.data import text_summary
+from fairaudit.profiles import accuracy_summary, counterfactual_summary, leakage_summary, text_coverage
 from pages import _state as S
 
 #: Users of the dashboard's text counterfactual (the CLI's --users; all users there by default).
@@ -49,18 +45,6 @@ with S.user_errors("The coverage by group"):
                  hide_index=True)  # fmt: skip
 
 
-@st.cache_data(show_spinner="Auditing text profiles: both models, leakage classifiers, rewritten texts…",
-               max_entries=8)  # fmt: skip
-def _profile_audit(data_fp: str, keys: tuple, settings: str, _dataset: Dataset, _with, _without) -> AuditResult:
-    """Cached by data fingerprint, model folders + checksums and settings: a repeat view costs nothing."""
-    from fairaudit.audit import split_for_model
-
-    options = json.loads(settings)
-    split = split_for_model(_dataset, _without)
-    return run_profile_audit(_dataset, split, _without, _with, attributes=options["attributes"], k=options["k"],
-                             rounds=options["rounds"], users=COUNTERFACTUAL_USERS)  # fmt: skip
-
-
 st.subheader("Audit of text profiles")
 source = st.radio("Results", ["Run on two models", "Open an audit folder"], horizontal=True, key="profiles_source",
                   help="An audit folder written by `python -m fairaudit profiles --out DIR` opens at once.")
@@ -74,7 +58,8 @@ if source == "Open an audit folder":
                 st.warning("This audit folder holds no profile tables; write one with `python -m fairaudit profiles`.")
                 result = None
 else:
-    models = list(S.available_models())
+    folders = S.available_models()  # the audit runs in a worker process: no model loaded here
+    models = list(folders)
     if len(models) < 2:
         st.info("Train two LLM recommenders on the **Model** page, one with 'use_texts' and one without (same data "
                 "and split), or open an audit folder written by `python -m fairaudit profiles`.")
@@ -83,20 +68,16 @@ else:
     with_label = cols[0].selectbox("Model with texts", models, key="profiles_with")
     without_label = cols[1].selectbox("Model without texts", [m for m in models if m != with_label],
                                       key="profiles_without")  # fmt: skip
-    if st.button("Run the audit of profiles", type="primary", key="profiles_run"):
-        with S.user_errors("The audit of profiles"):
-            folders = S.available_models()
-            model_with = S.model_at(folders[with_label], dataset)
-            model_without = S.model_at(folders[without_label], dataset)
-            keys = tuple((label, folders[label], S.weights_checksum(folders[label]))
-                         for label in (with_label, without_label))  # fmt: skip
-            settings = json.dumps({"attributes": S.selected_attributes(dataset), "k": S.selected_k(),
-                                   "rounds": int(ss["audit_rounds"])}, sort_keys=True)  # fmt: skip
-            ss["profiles_result"] = (keys, _profile_audit(S.current_fingerprint(), keys, settings, dataset,
-                                                          model_with, model_without))  # fmt: skip
-    held = ss.get("profiles_result")
-    if held is not None and [k[0] for k in held[0]] == [with_label, without_label]:
-        result = held[1]
+    # The result folder is keyed by spec["model"]'s weights checksum; the second model's is named here.
+    spec = {"model": folders[with_label], "model_without": folders[without_label],
+            "weights_without": S.weights_checksum(folders[without_label]),
+            "attributes": S.selected_attributes(dataset), "k": S.selected_k(), "rounds": int(ss["audit_rounds"]),
+            "users": COUNTERFACTUAL_USERS}  # fmt: skip
+    folder = S.job_result("profiles", spec, what="Audit of profiles", label=f"audit of profiles: {with_label} with "
+                          f"vs {without_label} without texts",
+                          start=st.button("Run the audit of profiles", type="primary", key="profiles_run"))  # fmt: skip
+    if folder is not None:
+        result = S.read_audit(folder)
 
 if result is not None:
     st.markdown("**Who gains?** NDCG with minus without texts, per group (paired-bootstrap 95% CI; * significant)")

@@ -1,13 +1,18 @@
-"""Robustness page: a shilling-profile check of the data, and attacks on the sidebar's model audited by group."""
+"""Robustness page: a shilling-profile check of the data, and attacks on the sidebar's model audited by group.
+
+The attack runs as a job in a worker process (kind ``robustness``, fairaudit/workspace/_run_robustness.py);
+the page draws its progress and reads its folder (:func:`fairaudit.robustness.read_robustness`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from fairaudit.audit import split_for_model
 from fairaudit.data import Dataset
-from fairaudit.robustness import ATTACKS, SHILLING_KINDS, ShillingAttack, run_robustness, shilling_scores
+from fairaudit.robustness import ATTACKS, SHILLING_KINDS, RobustnessResult, read_robustness, shilling_scores
 from pages import _state as S
+
+#: Bootstrap rounds of the attack's audit and paired comparisons (the CLI's default).
+ROUNDS = 200
 
 S.start_page()
 st.title("Robustness")
@@ -23,6 +28,12 @@ def _profile_check(fingerprint: str, _dataset: Dataset):
     return shilling_scores(_dataset.interactions)
 
 
+@st.cache_resource(max_entries=8)
+def _robustness(folder: str) -> RobustnessResult:
+    """A robustness run's folder, read once per server (a result folder is complete once it exists)."""
+    return read_robustness(folder)
+
+
 dataset = S.current_dataset()
 if dataset is None:
     st.stop()
@@ -35,24 +46,23 @@ st.write(f"{len(flagged)} of {len(scores)} users look like attack profiles (comb
 st.dataframe(flagged.head(50), hide_index=True)
 
 st.subheader("Attack the model")
-dataset, label, model = S.require_model()
+dataset, label = S.require_model_label()  # the attack runs in a worker process: no model loaded here
 attack = st.selectbox("Attack", ATTACKS, key="robustness_attack")
 default = "0,0.03" if attack == "shilling" else "0,0.1"
 text = st.text_input("Strengths (share of fake users, or epsilon)", default, key=f"robustness_strengths_{attack}")
 kind = st.selectbox("Attack model", SHILLING_KINDS, index=2, key="robustness_kind") if attack == "shilling" else None
-if st.button("Run attack", key="robustness_run"):
-    with S.user_errors("The attack"):
-        strengths = [float(v) for v in text.split(",") if v.strip()]
-        split = split_for_model(dataset, model)
-        with st.spinner("Attacking and auditing…"):
-            result = run_robustness(
-                dataset, split, model, attack=attack, strengths=strengths, attributes=S.selected_attributes(dataset),
-                k=S.selected_k(), rounds=200, shilling=ShillingAttack(kind=kind) if kind else None,
-                item_attribute="popularity_tier" if "popularity_tier" in dataset.items.columns else "genre",
-            )  # fmt: skip
-        st.session_state["robustness_result"] = (label, result)
-if st.session_state.get("robustness_result") and st.session_state["robustness_result"][0] == label:
-    result = st.session_state["robustness_result"][1]
+strengths = S.strengths_from_text(text, default)
+if strengths is None:
+    st.stop()
+spec = {
+    "model": S.available_models()[label], "attack": attack, "strengths": strengths, "shilling": kind,
+    "attributes": S.selected_attributes(dataset), "k": S.selected_k(), "rounds": ROUNDS,
+    "item_attribute": "popularity_tier" if "popularity_tier" in dataset.items.columns else "genre",
+}  # fmt: skip
+folder = S.job_result("robustness", spec, what="Attack", label=f"{attack} attack on {label}",
+                      start=st.button("Run attack", key="robustness_run"))  # fmt: skip
+if folder is not None:
+    result = _robustness(str(folder))
     st.dataframe(result.summary, hide_index=True)
     st.download_button("Download summary (CSV)", S.csv_bytes(result.summary), "robustness_summary.csv")
     st.write("Every group's change (attacked minus clean):")

@@ -14,16 +14,17 @@ import torch
 from hypothesis import HealthCheck, settings
 
 from fairaudit.data import Dataset
+from fairaudit.workspace import JOB_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("FAIRAUDIT_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# AppTest runs have no browser to poll a job's progress: their audits, sweeps and PDFs run inline, through the
-# worker's own runner (fairaudit.workspace.start_job). Training keeps its worker process; the browser tests'
-# server (bench.bench_dashboard.dashboard) runs every job in a worker.
-os.environ.setdefault("FAIRAUDIT_INLINE_JOBS", "audit,sweep,report")
+# AppTest runs have no browser to poll a job's progress: every job but training (audits, sweeps, PDFs and the
+# analysis pages' jobs) runs inline, through the worker's own runner (fairaudit.workspace.start_job). Training
+# keeps its worker process; the browser tests' server (bench.bench_dashboard.dashboard) runs every job in a worker.
+os.environ.setdefault("FAIRAUDIT_INLINE_JOBS", ",".join(kind for kind in JOB_KINDS if kind != "train"))
 
 #: Hypothesis for every test: no wall-clock deadline per example (hypothesis' default is 200 ms,
 #: which a busy 2-core machine overruns) and no "too slow" health check. Tests assert behaviour

@@ -4,7 +4,10 @@ bad uploads, column mapping, private sessions, cancelling training and small-gro
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,6 +92,35 @@ def upload(at: AppTest, **files: tuple[str, bytes]) -> AppTest:
     at.run()
     assert not at.exception
     return at
+
+
+#: Libraries the first screen must not import: it reads the bundled audit, it loads no model and builds no PDF.
+FIRST_SCREEN_UNUSED = ("torch", "transformers", "shap", "sklearn", "safetensors", "fpdf", "scipy.stats", "pyspark")
+#: The first screen of a fresh server, in a fresh interpreter: what it drew and which libraries it imported.
+_FIRST_SCREEN = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
+at.run()
+print(json.dumps({"exceptions": [str(e.value) for e in at.exception], "subheaders": [s.value for s in at.subheader],
+                  "imported": sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)}))
+"""
+
+
+def test_first_screen_reads_the_bundled_audit_without_model_libraries(workspace):
+    """``make dashboard`` on a fresh machine: the Audit page of the sample shows its findings from
+    ``sample_data/audits`` (nothing computed) and the server imports no torch, PDF or model library for it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_SCREEN, str(ROOT / "app.py"), str(WAIT_CEILING_S), json.dumps(FIRST_SCREEN_UNUSED)],
+        capture_output=True, text=True, timeout=WAIT_CEILING_S + 60, env={**os.environ, "FAIRAUDIT_WORKSPACE": str(workspace)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout.splitlines()[-1])
+    assert not shown["exceptions"] and "Findings" in shown["subheaders"], shown
+    computed = sorted(p.name for p in (workspace / "audit_cache").glob("*"))
+    assert not computed, ("sample_data/audits does not match the auditing code, so the first screen computed its "
+                          "audit: refresh the bundle with the commands in sample_data/README.md")  # fmt: skip
+    assert shown["imported"] == [], shown["imported"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -181,7 +213,7 @@ def test_sample_happy_path_train_audit_compare_explain_report(workspace, monkeyp
     at.session_state["explain_tab"] = "Counterfactual probes"
     at.run()
     at.selectbox(key="probe_attribute").select("gender").run()
-    at.toggle(key="probe_on").set_value(True).run()
+    at.button(key="probe_run").click().run()  # a probe job (inline under the tests)
     assert not at.exception and not at.error
     probe = at.dataframe[-1].value
     assert (probe.loc[probe["metric"] == "jaccard", "estimate"] == 1.0).all()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from fairaudit.data import UNKNOWN, activity_level, age_band, popularity_tier, zip_region
-from fairaudit.data._derive import CENSUS_REGIONS
+from fairaudit.data._derive import CENSUS_REGIONS, _zip_tables
 
 
 def test_census_table_covers_50_states_and_dc():
@@ -29,6 +31,24 @@ def test_age_band_edges_are_left_closed_and_configurable():
 )  # fmt: skip
 def test_zip_region(code, region):
     assert zip_region(pd.Series([code])).tolist() == [region]
+
+
+def test_zip_tables_are_kept_in_the_cache_folder_and_rebuilt_when_damaged(tmp_path, monkeypatch):
+    """Built once per machine (the first data load of a fresh dashboard server pays ~1.4 s otherwise)."""
+    monkeypatch.setenv("FAIRAUDIT_CACHE", str(tmp_path))
+    _zip_tables.cache_clear()
+    try:
+        built = _zip_tables()
+        (cached,) = (tmp_path / "zip_states").glob("zipcodes-*.json")
+        assert json.loads(cached.read_text()) == {"exact": built[0], "prefix": built[1]}
+        cached.write_text(json.dumps({"exact": {"02134": "CA"}, "prefix": {}}))  # a cache file is read as is
+        _zip_tables.cache_clear()
+        assert zip_region(pd.Series(["02134", "60614"])).tolist() == ["West", UNKNOWN]
+        cached.write_text("{not json")  # damaged: built again, and written again
+        _zip_tables.cache_clear()
+        assert _zip_tables() == built and json.loads(cached.read_text())["prefix"] == built[1]
+    finally:
+        _zip_tables.cache_clear()
 
 
 def test_activity_tertiles_with_ties_and_inactive_users():

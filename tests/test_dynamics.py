@@ -277,10 +277,21 @@ def test_dynamics_page_runs_a_simulation(tmp_path, monkeypatch):
     at.selectbox(key="_w_model").select(popularity).run()
     at.number_input(key="dyn_rounds").set_value(1)
     at.number_input(key="dyn_seeds").set_value(1)
-    at.button(key="dyn_run").click().run()
+    at.button(key="dyn_run").click().run()  # a "simulate" job: inline under the tests (tests/conftest.py)
     assert not at.exception and not at.error, (at.exception, at.error)
     assert at.selectbox(key="dyn_metric").options  # the result is drawn: a quantity to pick
     assert any("Change by round 1" in m.value for m in at.markdown)
+    # A bad period: the "periods" job fails with a plain message, drawn as an error; the simulation stays.
+    at.text_input(key="dyn_period").input("fortnight")
+    at.button(key="dyn_period_run").click().run()
+    assert not at.exception and len(at.error) == 1, (at.exception, at.error)
+    assert at.error[0].value.startswith("The audit by period failed: ") and "period must be" in at.error[0].value
+    assert any("Change by round 1" in m.value for m in at.markdown)
+    # Yearly windows (two audited): the folder the "periods" job wrote is read back and drawn.
+    at.text_input(key="dyn_period").input("365-days")
+    at.button(key="dyn_period_run").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert at.selectbox(key="dyn_period_metric").options and any("Trend of every gap" in m.value for m in at.markdown)
 
 
 @pytest.mark.slow

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fairaudit.cli import main
-from fairaudit.data import item_cold_start
+from fairaudit.data import cache_root, item_cold_start
 from fairaudit.models import TextEncoder, create_model, item_texts, load_model
-from fairaudit.models._encoder import cache_root, get_encoder
+from fairaudit.models._encoder import get_encoder
 from tests.test_models_contract import _embedding_cache, planted_dataset  # noqa: F401  (fixture reuse)
 
 LLM_PARAMS = {"dim": 16, "epochs": 8, "batch_size": 32, "lr": 0.02, "device": "cpu"}

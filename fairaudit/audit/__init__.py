@@ -35,6 +35,7 @@ from fairaudit.audit._folder import (
     MissingAuditFileError,
     is_audit_folder,
     read_audit,
+    read_table,
     write_audit,
 )
 from fairaudit.audit._groups import (
@@ -75,6 +76,7 @@ __all__ = [
     "is_audit_folder",
     "plain_attributes",
     "read_audit",
+    "read_table",
     "run_audit",
     "select_rows",
     "split_for_model",

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,8 @@ from fairaudit.audit._config import ALL, FDR_FAMILIES, AuditConfig
 from fairaudit.audit._folder import AuditResult, read_audit, write_audit  # noqa: F401 (doctest)
 from fairaudit.audit._groups import attribute_groups, default_attributes, plain_attributes
 from fairaudit.audit._tables import TABLES
-from fairaudit.models import Recommender, privacy_record, software_versions
+if TYPE_CHECKING:  # torch is imported with the first model: reading an audit does not need it
+    from fairaudit.models import Recommender
 
 #: Per-user metrics, in ``user_metrics.parquet`` column order (the registry's ``level="user"`` entries).
 USER_METRICS = METRICS.names(level="user")
@@ -326,6 +327,8 @@ def run_audit(
     >>> back.gaps["p_value"].equals(result.gaps["p_value"])
     True
     """
+    from fairaudit.models import privacy_record, software_versions
+
     if not models:
         raise ValueError(_NO_MODELS)
     if config.fdr_family not in FDR_FAMILIES:

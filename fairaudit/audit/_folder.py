@@ -201,7 +201,7 @@ class AuditResult:
         meta = _read_json(directory, FILES["meta"])
         if not isinstance(meta.get("config"), dict):
             raise AuditFolderError(_NO_CONFIG.format(directory, FILES["meta"], type(meta.get("config")).__name__))
-        tables = {name: _read_table(directory, schema) for name, schema in TABLES.items()
+        tables = {name: read_table(directory, schema) for name, schema in TABLES.items()
                   if not schema.optional or _present(directory / schema.file)}
         settings = directory / OPTIONAL_FILES["explanations"]
         explanations = _read_json(directory, settings.name) if settings.is_file() else None
@@ -244,7 +244,9 @@ def _read_json(directory: Path, file: str) -> dict:
     return document
 
 
-def _read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
+def read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
+    """One table of an audit-style folder, parsed and checked against ``schema`` (text columns stay text,
+    numbers exactly as written, flags as booleans); raises :class:`AuditFolderError` naming file and column."""
     path = directory / schema.file
     try:
         if schema.file.endswith(".parquet"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from fairaudit.audit._config import DEFAULT_INTERSECTIONS, INTERSECTION_SEP, AuditConfig
 from fairaudit.data import Dataset, Split, make_split
-from fairaudit.models import Recommender
+if TYPE_CHECKING:  # torch is imported only where a model is used: the dashboard's first screen reads audits
+    from fairaudit.models import Recommender
 
 _UNKNOWN_ATTRIBUTE = "User attribute '{0}' is not a column of the users table; available: {1}"
 _SPLIT_MISMATCH = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -82,14 +81,21 @@ def _run_mia(args: argparse.Namespace) -> int:
 
     from fairaudit.audit import TABLES, AuditResult, is_audit_folder, split_for_model
     from fairaudit.cli._options import UsageError, check_values, text_list
-    from fairaudit.data import check_file_target, load_dataset, write_bytes_atomic, write_csv
+    from fairaudit.data import check_file_target, load_dataset
     from fairaudit.metrics import MIN_GROUP_SIZE
-    from fairaudit.models import load_model, privacy_record, privacy_summary
-    from fairaudit.privacy import NOT_EXCHANGEABLE, membership_inference, split_is_exchangeable
+    from fairaudit.models import load_model
+    from fairaudit.privacy import (
+        MIA_RECORDS,
+        NOT_EXCHANGEABLE,
+        membership_inference,
+        membership_record,
+        split_is_exchangeable,
+        write_membership,
+    )
 
     out = Path(args.out)
     audit_folder = is_audit_folder(out)
-    path, record_path = out / TABLES["mia"].file, out / "privacy.json"
+    path, record_path = out / TABLES["mia"].file, out / MIA_RECORDS
     if not audit_folder:
         check_file_target(path, overwrite=args.overwrite)
         check_file_target(record_path, overwrite=args.overwrite)
@@ -124,9 +130,7 @@ def _run_mia(args: argparse.Namespace) -> int:
             model, dataset, split, name=name, attributes=specs, attack=args.attack, rounds=args.bootstrap,
             seed=seed or 0, min_group_size=min_size or MIN_GROUP_SIZE,
         ))  # fmt: skip
-        record = privacy_record(model)
-        records[name] = {"folder": str(folder), "privacy": record, "summary": privacy_summary(record),
-                         "split": split.describe()["method"], "exchangeable": exchangeable}  # fmt: skip
+        records[name] = membership_record(model, folder, split.describe())
     table = pd.concat(tables, ignore_index=True)
     if audit_folder:
         result = AuditResult.read(out)
@@ -135,9 +139,8 @@ def _run_mia(args: argparse.Namespace) -> int:
         dataclasses.replace(result, mia=table).write(out, overwrite=True)
     else:
         out.mkdir(parents=True, exist_ok=True)
-        write_csv(table, path, overwrite=args.overwrite)
         settings = {k: args.__dict__[k] for k in ("attack", "bootstrap", "seed", "min_group_size", "attributes")}
-        write_bytes_atomic(record_path, json.dumps({"models": records, "settings": settings}, indent=1).encode())
+        write_membership(out, table, records, settings, overwrite=args.overwrite)
     print(f"Membership inference ({args.attack} attack): AUC 0.5 = members and held-out interactions look alike")
     for name, info in records.items():
         overall = table[(table["model"] == name) & (table["attribute"] == "all")].iloc[0]

@@ -188,6 +188,16 @@ def check_pdf_target(path: str | Path) -> None:
                 raise OutputError(NOT_A_PDF.format(path))
 
 
+def cache_root() -> Path:
+    """FairAudit's cache folder on this machine: ``$FAIRAUDIT_CACHE`` or ``~/.cache/fairaudit`` (text
+    embeddings, generations, lookup tables; anything in it can be deleted and is rebuilt).
+
+    >>> isinstance(cache_root(), Path)
+    True
+    """
+    return Path(os.environ.get("FAIRAUDIT_CACHE") or Path.home() / ".cache" / "fairaudit")
+
+
 def write_bytes_atomic(path: str | Path, content: bytes) -> Path:
     """Write ``content`` to a temporary sibling of ``path``, then rename it over ``path``."""
     path = Path(path)

@@ -21,6 +21,8 @@ from fairaudit.dynamics._periods import (
     exposure_drift,
     gap_trends,
     period_windows,
+    read_period_audit,
+    write_period_audit,
 )
 from fairaudit.dynamics._simulate import (
     CHOICE_MODELS,
@@ -52,6 +54,8 @@ __all__ = [
     "exposure_drift",
     "gap_trends",
     "period_windows",
+    "read_period_audit",
+    "write_period_audit",
     "CATALOGUE_METRICS",
     "CHOICE_MODELS",
     "DRIFT_COLUMNS",

@@ -14,6 +14,7 @@ shares of the item groups with the first audited (reference) window.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -24,8 +25,8 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from fairaudit._choices import N_DAYS_PERIOD, check_period
-from fairaudit.audit import TABLES, AuditConfig, AuditResult, run_audit
-from fairaudit.data import Dataset, Split
+from fairaudit.audit import TABLES, AuditConfig, AuditResult, TableSchema, read_table, run_audit
+from fairaudit.data import Dataset, Split, csv_bytes, replacing_folder
 from fairaudit.metrics import benjamini_hochberg
 from fairaudit.dynamics._simulate import fresh_model
 from fairaudit.models import ImportedRecommender, Recommender, Reranker, create_model
@@ -34,10 +35,22 @@ from fairaudit.models import ImportedRecommender, Recommender, Reranker, create_
 PERIOD_COLUMNS = TABLES["period_metrics"].columns
 TREND_COLUMNS = TABLES["period_trends"].columns
 DRIFT_VIEW_COLUMNS = TABLES["exposure_drift"].columns
+#: Files of a period-audit folder (:func:`write_period_audit`): the three audit tables under their audit-folder
+#: names and schemas, the windows' gap rows (``gaps.csv``'s schema plus ``period, start, end``), and a record.
+PERIOD_TABLES: dict[str, TableSchema] = {
+    "metrics": TABLES["period_metrics"],
+    "trends": TABLES["period_trends"],
+    "exposure": TABLES["exposure_drift"],
+    "gaps": TableSchema("period_gaps", "period_gaps.csv", (*TABLES["gaps"].columns, "period", "start", "end"),
+                        required=(*TABLES["gaps"].required_columns, "period", "start", "end"),
+                        text=(*TABLES["gaps"].text, "period")),
+}  # fmt: skip
+PERIODS_FILE = "periods.json"
 
 _NO_TIMESTAMPS = "the interactions have no 'timestamp' column; audits by period need one (seconds since 1970)"
 _TOO_FEW = "the log spans {0} {1} window(s); an audit by period needs at least 2 (the first only trains)"
 _NO_WINDOWS = "no window after the first has interactions of users with earlier history; use longer periods than {0!r}"
+_NOT_PERIODS = "'{0}' is not a period-audit folder: it has no {1} (write one with write_period_audit)"
 _NOTHING_TO_RETRAIN = "audits by period re-train the models per window; imported lists ({0}) cannot be re-trained"
 
 
@@ -84,6 +97,42 @@ class PeriodAudit:
         """A copy of the audit ``result`` holding the three tables (``period_metrics``, ...)."""
         return dataclasses.replace(result, period_metrics=self.metrics, period_trends=self.trends,
                                    exposure_drift=self.exposure)  # fmt: skip
+
+
+def write_period_audit(periods: PeriodAudit, directory: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``periods`` to the folder ``directory`` atomically (files: :data:`PERIOD_TABLES`, ``periods.json``).
+
+    The tables keep the audit folder's file names and schemas (``period_metrics.csv``,
+    ``period_trends.csv``, ``exposure_drift.csv``); ``period_gaps.csv`` holds the windows' gap rows.
+    An existing period-audit folder is replaced only with ``overwrite=True``. Example in
+    :func:`read_period_audit`.
+    """
+    with replacing_folder(directory, overwrite=overwrite, is_ours=_is_period_folder, kind="period-audit folder") as tmp:
+        for name, schema in PERIOD_TABLES.items():
+            (tmp / schema.file).write_bytes(csv_bytes(getattr(periods, name)))
+        (tmp / PERIODS_FILE).write_text(json.dumps({"skipped": periods.skipped}, indent=1))
+    return Path(directory)
+
+
+def read_period_audit(directory: str | Path) -> PeriodAudit:
+    """The :class:`PeriodAudit` written by :func:`write_period_audit` (text columns stay text, floats exact).
+
+    >>> import tempfile
+    >>> frames = {name: pd.DataFrame(columns=list(s.columns)) for name, s in PERIOD_TABLES.items()}
+    >>> folder = write_period_audit(PeriodAudit(**frames, skipped={"lists": "imported"}), Path(tempfile.mkdtemp()) / "p")
+    >>> read_period_audit(folder).skipped
+    {'lists': 'imported'}
+    """
+    directory = Path(directory)
+    if not _is_period_folder(directory):
+        raise FileNotFoundError(_NOT_PERIODS.format(directory, PERIODS_FILE))
+    record = json.loads((directory / PERIODS_FILE).read_text(encoding="utf-8"))
+    tables = {name: read_table(directory, schema) for name, schema in PERIOD_TABLES.items()}
+    return PeriodAudit(**tables, skipped=dict(record.get("skipped", {})))
+
+
+def _is_period_folder(directory: Path) -> bool:
+    return (Path(directory) / PERIODS_FILE).is_file()
 
 
 def add_periods_to_audit(

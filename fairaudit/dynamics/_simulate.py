@@ -35,9 +35,9 @@ import copy
 import inspect
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,7 @@ _RERANKER_TEMPLATE = (
     "retrained each round and re-ranked"
 )
 _NOT_SIMULATION = "'{0}' is not a simulation folder: it has no {1} (write one with python -m fairaudit simulate)"
+_UNKNOWN_SETTING = "{0!r} is not a simulation setting; settings are {1}"
 _NO_USER_ATTRIBUTE = "users table has no column '{0}' to group users by; user attributes are {1}"
 
 
@@ -183,6 +184,23 @@ class SimulationSettings:
             raise ValueError(_BAD_RANGE.format("strength", "in [0, 1]", self.strength))
         return self
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists), as recorded in ``simulation.json``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SimulationSettings":
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming a key that is no setting.
+
+        >>> SimulationSettings.from_dict(SimulationSettings(attributes=("age_band",)).to_dict()).attributes
+        ('age_band',)
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(_UNKNOWN_SETTING.format(unknown[0], sorted(names)))
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 @dataclass
 class SimulationResult:
@@ -261,6 +279,7 @@ def simulate(
     interactions only. ``relevance`` overrides the ground truth (default :func:`true_relevance`).
     With ``out``, the folder gets ``rounds.csv``, ``drift.csv``, ``recommendations.parquet``,
     ``timings.csv``, ``simulation.json`` and ``models/round_NN`` of ``settings.save_rounds``.
+    ``progress`` gets one line per finished round of each seed: ``(rounds + 1) * seeds`` lines in all.
     """
     settings.check()
     if isinstance(model, Reranker):
@@ -474,14 +493,12 @@ def read_simulation(directory: str | Path) -> SimulationResult:
         raise FileNotFoundError(_NOT_SIMULATION.format(directory, SIMULATION_FILE))
     meta = json.loads((directory / SIMULATION_FILE).read_text(encoding="utf-8"))
     text = {"model": str, "seed": str, "attribute": str, "group": str, "metric": str}
-    settings = {**meta["settings"], "attributes": tuple(meta["settings"]["attributes"]),
-                "save_rounds": tuple(meta["settings"]["save_rounds"])}  # fmt: skip
     return SimulationResult(
         rounds=read_csv(directory / FILES["rounds"], dtype=text),
         drift=read_csv(directory / FILES["drift"], dtype=text),
         lists=pd.read_parquet(directory / FILES["lists"]),
         timings=read_csv(directory / FILES["timings"]),
-        settings=SimulationSettings(**settings),
+        settings=SimulationSettings.from_dict(meta["settings"]),
         meta=meta,
     )
 

@@ -1,6 +1,15 @@
 """Explanations: counterfactual attribute probes, SHAP drivers of group gaps, local SHAP explanations."""
 
-from fairaudit.explain._audit import DEFAULT_PROBE_USERS, EXPLANATION_FILES, add_explanations_to_audit, explain_audit
+from fairaudit.explain._audit import (
+    DEFAULT_PROBE_USERS,
+    EXPLANATION_FILES,
+    PROBE_TABLES,
+    ProbeProtocol,
+    add_explanations_to_audit,
+    explain_audit,
+    read_probe_table,
+    write_probe_table,
+)
 from fairaudit.explain._display import DEFAULT_PROBE_METRIC, READABLE_COLUMNS, probe_sentences, readable_explanation
 from fairaudit.explain._features import BEHAVIOUR_FEATURES, user_features
 from fairaudit.explain._fairllm import (
@@ -53,6 +62,10 @@ __all__ = [
     "DECOMPOSITION_COLUMNS",
     "DRIVER_COLUMNS",
     "EXPLANATION_FILES",
+    "PROBE_TABLES",
+    "ProbeProtocol",
+    "read_probe_table",
+    "write_probe_table",
     "GapDrivers",
     "LOCAL_COLUMNS",
     "PROBE_COLUMNS",

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import pandas as pd
 
 from fairaudit._choices import DEFAULT_PROBE_USERS
-from fairaudit.audit import FILES, OPTIONAL_FILES, AuditResult, audit_split
-from fairaudit.data import Dataset
+from fairaudit.audit import FILES, OPTIONAL_FILES, TABLES, AuditResult, audit_split
+from fairaudit.data import Dataset, read_csv, write_csv
 from fairaudit.explain._features import DEFAULT_ATTRIBUTES, user_features
 from fairaudit.explain._probe import NOT_PROBEABLE, probe_attribute
 from fairaudit.explain._surrogate import SURROGATE_PARAMS, explain_gaps
@@ -30,6 +30,11 @@ EXPLANATION_FILES = {
     "settings": OPTIONAL_FILES["explanations"],
 }
 
+#: The audit table a probe writes, by protocol (``python -m fairaudit probe --protocol P --out DIR``).
+PROBE_TABLES = {"counterfactual": "probes", "fairllm": "fairllm"}
+ProbeProtocol = Literal["counterfactual", "fairllm"]
+
+_NO_PROBE_TABLE = "Folder '{0}' holds no {1}; write it with `python -m fairaudit probe --protocol {2} --out {0}`"
 _NO_USER_METRICS = "Audit folder '{0}' lacks user_metrics.parquet or audit.json; write the audit first"
 _UNKNOWN_METRIC = "Metric '{0}' is not a column of user_metrics.parquet; expected one of {1}"
 
@@ -134,6 +139,32 @@ def add_explanations_to_audit(
     explained.write(audit_dir, overwrite=True)  # this folder, re-written on purpose
     written = ["drivers", "decomposition", *(["probes"] if models else []), "settings"]
     return {key: audit_dir / EXPLANATION_FILES[key] for key in written}
+
+
+def write_probe_table(table: pd.DataFrame, folder: str | Path, protocol: ProbeProtocol = "counterfactual") -> Path:
+    """Write a probe table into ``folder`` as ``probe --out`` does: ``probes.csv`` (:func:`probe_attribute`)
+    or ``fairllm.csv`` (:func:`fairaudit.explain.fairllm_probe`). Returns the file. Example in :func:`read_probe_table`.
+    """
+    return write_csv(table, Path(folder) / TABLES[PROBE_TABLES[protocol]].file)
+
+
+def read_probe_table(folder: str | Path, protocol: ProbeProtocol = "counterfactual") -> pd.DataFrame:
+    """The probe table of ``folder`` (written by :func:`write_probe_table` or ``probe --out``), with the audit
+    schema's text columns as strings and the numbers exactly as written.
+
+    >>> import tempfile
+    >>> table = pd.DataFrame({"attribute": "age", "original_value": ["01"], "counterfactual_value": "NA",
+    ...                       "metric": "jaccard", "estimate": [0.1 + 0.2], "ci_low": 0.2, "ci_high": 0.4})
+    >>> folder = write_probe_table(table, tempfile.mkdtemp()).parent
+    >>> read_probe_table(folder).equals(table)
+    True
+    """
+    schema = TABLES[PROBE_TABLES[protocol]]
+    path = Path(folder) / schema.file
+    if not path.is_file():
+        raise FileNotFoundError(_NO_PROBE_TABLE.format(folder, schema.file, protocol))
+    return read_csv(path, dtype={c: str for c in schema.text}, keep_default_na=False,
+                    na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
 
 
 def _model_first(frames: list[pd.DataFrame]) -> pd.DataFrame:

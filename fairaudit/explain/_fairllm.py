@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -138,6 +138,7 @@ def fairllm_users(
     k: int = 10,
     values: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Per-user similarities of the FaiRLLM protocol (see module docstring), long: one row per user and number.
 
@@ -146,14 +147,27 @@ def fairllm_users(
     list with the user's held-out items (NaN for users without any; no such rows without ``split``), ``"repeat"`` rows
     (``attribute="all"``, ``group="neutral"``) the re-asked neutral list with the first one, and
     ``"generation"`` rows a generative model's per-user generation counts as shares
-    (:data:`GENERATION_METRICS`, grouped later by the user's own group).
+    (:data:`GENERATION_METRICS`, grouped later by the user's own group). ``progress(done, total)`` counts
+    the prompts (one per user and list) answered, after each list.
     """
     user_ids = _probe_user_ids([model], dataset, split, users, seed)
     plain = list(dict.fromkeys(p for spec in attributes for p in spec.split(INTERSECTION_SEP)))
     neutral_overrides = {p: UNKNOWN for p in plain}
     settings = {spec: attribute_settings(dataset, spec, (values or {}).get(spec)) for spec in attributes}
-    neutral = model_lists(model, user_ids, k, neutral_overrides, seed)
-    repeat = model_lists(model, user_ids, k, neutral_overrides, seed + 1)
+    total, asked = len(user_ids) * (2 + sum(len(s) for s in settings.values())), 0
+
+    def lists(overrides: Mapping[str, str], list_seed: int) -> np.ndarray:
+        nonlocal asked
+        out = model_lists(model, user_ids, k, overrides, list_seed)
+        asked += len(user_ids)
+        if progress is not None:
+            progress(asked, total)
+        return out
+
+    if progress is not None:
+        progress(0, total)
+    neutral = lists(neutral_overrides, seed)
+    repeat = lists(neutral_overrides, seed + 1)
     truth = held_out_codes(model, split, user_ids, k) if split is not None else np.full((len(user_ids), k), EMPTY)
     has_truth = (truth != EMPTY).any(axis=1)
     frames = []
@@ -168,10 +182,10 @@ def fairllm_users(
         add(ALL, NEUTRAL, "held_out", _similarities(neutral, truth, has_truth))
     for spec, spec_settings in settings.items():
         for label, overrides in spec_settings:
-            lists = model_lists(model, user_ids, k, {**neutral_overrides, **overrides}, seed)
-            add(spec, label, "neutral", _similarities(lists, neutral))
+            stated = lists({**neutral_overrides, **overrides}, seed)
+            add(spec, label, "neutral", _similarities(stated, neutral))
             if split is not None:
-                add(spec, label, "held_out", _similarities(lists, truth, has_truth))
+                add(spec, label, "held_out", _similarities(stated, truth, has_truth))
     stats = getattr(model, "generation_stats", None)
     if stats is not None and getattr(model, "mode", None) == "generate":
         counts = stats(list(user_ids), attribute_overrides=neutral_overrides, seed=seed)
@@ -347,6 +361,7 @@ def fairllm_probe(
     seed: int = 0,
     bootstrap_rounds: int = DEFAULT_ROUNDS,
     confidence: float = 0.95,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """The FaiRLLM/CFaiRLLM probe of one or more models on the same users: one table (``fairllm.csv``).
 
@@ -371,6 +386,8 @@ def fairllm_probe(
         Seeds the user sample, the re-ask (``seed + 1``) and the bootstrap.
     bootstrap_rounds, confidence
         Bootstrap resamples over users and CI level.
+    progress : callable, optional
+        ``progress(done, total)``: prompts answered (one per user and list), over all models.
 
     Returns
     -------
@@ -396,8 +413,11 @@ def fairllm_probe(
             raise ValueError(getattr(model, "not_probeable_reason", NOT_PROBEABLE).format(name))
     user_ids = _probe_user_ids(list(models.values()), dataset, split, users, seed)
     frames = []
-    for name, model in models.items():
-        per_user = fairllm_users(model, dataset, split, attributes, users=user_ids, k=k, values=values, seed=seed)
+    for n, (name, model) in enumerate(models.items()):
+        counted = None if progress is None else (
+            lambda done, total, n=n: progress(n * total + done, len(models) * total))  # fmt: skip
+        per_user = fairllm_users(model, dataset, split, attributes, users=user_ids, k=k, values=values, seed=seed,
+                                 progress=counted)  # fmt: skip
         table = summarise_fairllm(per_user, dataset, bootstrap_rounds=bootstrap_rounds, confidence=confidence,
                                   seed=seed)  # fmt: skip
         frames.append(table.assign(model=name))

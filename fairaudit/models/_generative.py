@@ -49,9 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairaudit.data import UNKNOWN, Dataset, Split
+from fairaudit.data import UNKNOWN, Dataset, Split, cache_root
 from fairaudit.models._base import Progress, ProgressCallback, Recommender, register, resolve_device
-from fairaudit.models._encoder import cache_root, get_encoder, item_text_embeddings
+from fairaudit.models._encoder import get_encoder, item_text_embeddings
 
 Mode = Literal["rank", "generate"]
 MODES: tuple[str, ...] = get_args(Mode)

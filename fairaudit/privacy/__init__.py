@@ -5,19 +5,25 @@ privacy-safe releases of audit tables. See docs/privacy.md."""
 from fairaudit.models import (
     DPSGD, default_delta, dp_enabled, epsilon_spent, privacy_record, privacy_summary, refuse_dp_kind,
 )  # fmt: skip
-from fairaudit.privacy._dp import EXPOSURE_SHARE, PRIVACY_COST_COLUMNS, PRIVACY_COST_FILE, privacy_cost
+from fairaudit.privacy._dp import (
+    EXPOSURE_SHARE, PRIVACY_COST_COLUMNS, PRIVACY_COST_FILE, privacy_cost, read_privacy_cost,
+)  # fmt: skip
 
 # Membership inference, private releases
 from fairaudit.privacy._mia import (
     ATTACKS,
     EXCHANGEABLE_SPLITS,
     MIA_COLUMNS,
+    MIA_RECORDS,
     NOT_EXCHANGEABLE,
     Attack,
     membership_inference,
     membership_pairs,
+    membership_record,
     pair_auc,
+    read_membership,
     split_is_exchangeable,
+    write_membership,
 )
 from fairaudit.privacy._export import (
     EXPORT_COLUMNS,
@@ -43,6 +49,7 @@ __all__ = [
     "epsilon_spent",
     "privacy_cost",
     "privacy_record",
+    "read_privacy_cost",
     "privacy_summary",
     "refuse_dp_kind",
     # membership inference, private releases
@@ -52,6 +59,7 @@ __all__ = [
     "EXPORT_COLUMNS",
     "MANIFEST",
     "MIA_COLUMNS",
+    "MIA_RECORDS",
     "NOT_EXCHANGEABLE",
     "PRIVATE_METRICS",
     "PrivateRelease",
@@ -61,8 +69,11 @@ __all__ = [
     "is_release_folder",
     "membership_inference",
     "membership_pairs",
+    "membership_record",
     "pair_auc",
     "private_group_metrics",
+    "read_membership",
     "read_release",
     "split_is_exchangeable",
+    "write_membership",
 ]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from fairaudit.audit import ALL, LOWER_IS_BETTER, TABLES, AuditResult
 from fairaudit.compare import compare_audits, compare_models
-from fairaudit.data import Dataset
+from fairaudit.data import Dataset, read_csv
 from fairaudit.metrics import exposure_shares, item_groups
 
 #: Columns of :func:`privacy_cost` (``privacy_cost.csv`` in an audit folder, ``AuditResult.privacy_cost``).
@@ -31,6 +31,7 @@ PRIVACY_COST_COLUMNS = TABLES["privacy_cost"].columns
 EXPOSURE_SHARE = "exposure_share"
 PRIVACY_COST_FILE = TABLES["privacy_cost"].file
 
+_NO_COST = "Folder '{0}' holds no {1}; write it with `python -m fairaudit privacy-cost --out {0}`"
 _NOT_DP = (
     "Model '{0}' in {1} was not trained with differential privacy (its audit records no privacy); "
     "pass the DP model as the DP side (e.g. --model-dp)"
@@ -133,6 +134,25 @@ def privacy_cost(
     out.insert(0, "model_dp", str(table["model_b"].iloc[0]))
     out.insert(0, "model_base", str(table["model_a"].iloc[0]))
     return out[list(PRIVACY_COST_COLUMNS)]
+
+
+def read_privacy_cost(folder: str | Path) -> pd.DataFrame:
+    """``privacy_cost.csv`` of ``folder`` (``privacy-cost --out``, or an audit folder holding it), as written.
+
+    >>> import tempfile
+    >>> from fairaudit.data import write_csv
+    >>> text = TABLES["privacy_cost"].text
+    >>> table = pd.DataFrame({c: ["NA"] if c in text else [1.5] for c in PRIVACY_COST_COLUMNS}).assign(pays_more=False)
+    >>> read_privacy_cost(write_csv(table, Path(tempfile.mkdtemp()) / PRIVACY_COST_FILE).parent).equals(table)
+    True
+    """
+    schema, path = TABLES["privacy_cost"], Path(folder) / PRIVACY_COST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(_NO_COST.format(folder, PRIVACY_COST_FILE))
+    table = read_csv(path, dtype={c: str for c in schema.text}, keep_default_na=False,
+                     na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
+    table["pays_more"] = table["pays_more"].astype(str).eq("True")
+    return table
 
 
 def _cost_rows(table: pd.DataFrame, side: str, sign: float) -> pd.DataFrame:

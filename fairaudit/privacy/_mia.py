@@ -43,7 +43,10 @@ extra training of the audited kind per shadow).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,10 +55,11 @@ from scipy.stats import rankdata
 
 from fairaudit._choices import MEMBERSHIP_ATTACKS, MembershipAttack
 from fairaudit.audit import ALL, attribute_groups, default_attributes
-from fairaudit.data import Dataset, Split
+from fairaudit.audit import TABLES
+from fairaudit.data import Dataset, Split, read_csv, write_bytes_atomic, write_csv
 from fairaudit.metrics import MIN_GROUP_SIZE, bootstrap_counts, seeded_rng
 from fairaudit.metrics._stats import CHUNK_ELEMENTS
-from fairaudit.models import Recommender, rank_auc
+from fairaudit.models import Recommender, privacy_record, privacy_summary, rank_auc
 
 Attack = MembershipAttack
 ATTACKS: tuple[str, ...] = MEMBERSHIP_ATTACKS
@@ -64,6 +68,8 @@ MIA_COLUMNS = (
     "model", "attack", "attribute", "group", "n_users", "n_members", "n_non_members", "auc", "ci_low", "ci_high",
     "flagged",
 )  # fmt: skip
+#: The models' records beside ``mia.csv`` (``privacy --out``): ``{"models": {name: record}, "settings": {...}}``.
+MIA_RECORDS = "privacy.json"
 #: Split methods under which members and non-members are exchangeable (AUC 0.5 = no leak).
 EXCHANGEABLE_SPLITS = ("random",)
 NOT_EXCHANGEABLE = (
@@ -71,6 +77,7 @@ NOT_EXCHANGEABLE = (
     "(time or item), so AUC 0.5 is not the no-leak baseline; audit membership on a model trained on a random split"
 )
 _BAD_ATTACK = "Unknown attack '{0}'; expected one of {1}"
+_NO_MEMBERSHIP = "Folder '{0}' holds no {1}; write it with `python -m fairaudit privacy --model ... --out {0}`"
 _NO_PAIRS = (
     "No user has both training and held-out interactions the model can score; membership inference needs the "
     "model's split with a non-empty test set"
@@ -169,6 +176,7 @@ def membership_inference(
     seed: int = 0,
     confidence: float = 0.95,
     min_group_size: int = MIN_GROUP_SIZE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Membership-inference AUC overall and per user group, with bootstrap CIs over users (:data:`MIA_COLUMNS`).
 
@@ -189,6 +197,8 @@ def membership_inference(
         Bootstrap resamples of users, their seed, and the CI level.
     min_group_size : int
         Groups with fewer users are ``flagged``.
+    progress : callable, optional
+        ``progress(done, total)`` over the attribute specs (the overall row first) once the pairs are scored.
 
     Examples
     --------
@@ -206,9 +216,13 @@ def membership_inference(
     specs = list(default_attributes(dataset) if attributes is None else attributes)
     frames = []
     everyone = pd.Series(ALL, index=pd.Index(pairs["user_id"].unique()))
-    for spec, groups in [(ALL, everyone), *((s, attribute_groups(users, s)) for s in specs)]:
+    for done, (spec, groups) in enumerate([(ALL, everyone), *((s, attribute_groups(users, s)) for s in specs)]):
+        if progress is not None:
+            progress(done, 1 + len(specs))
         table = _group_rows(pairs, groups, rounds=rounds, seed=seed, key=spec, confidence=confidence)
         frames.append(table.assign(attribute=spec))
+    if progress is not None:
+        progress(1 + len(specs), 1 + len(specs))
     out = pd.concat(frames, ignore_index=True)
     out["model"], out["attack"] = name or model.kind, attack
     out["flagged"] = out["n_users"] < min_group_size
@@ -222,3 +236,44 @@ def split_is_exchangeable(split_info: dict) -> bool:
     (True, False)
     """
     return str(split_info.get("method")) in EXCHANGEABLE_SPLITS
+
+
+def membership_record(model: Recommender, folder: str | Path, split_info: Mapping[str, Any]) -> dict:
+    """A model's entry in ``privacy.json``: its folder, DP record and summary, split method and exchangeability."""
+    record = privacy_record(model)
+    return {"folder": str(folder), "privacy": record, "summary": privacy_summary(record),
+            "split": split_info.get("method"), "exchangeable": split_is_exchangeable(split_info)}  # fmt: skip
+
+
+def write_membership(folder: str | Path, table: pd.DataFrame, records: Mapping[str, dict],
+                     settings: Mapping[str, Any], *, overwrite: bool = True) -> Path:  # fmt: skip
+    """Write ``mia.csv`` (:func:`membership_inference`) and ``privacy.json`` (``records``: model name ->
+    :func:`membership_record`; the run's ``settings``) into ``folder``, as ``privacy --out`` does. Returns ``folder``.
+    """
+    folder = Path(folder)
+    write_csv(table, folder / TABLES["mia"].file, overwrite=overwrite)
+    document = {"models": dict(records), "settings": dict(settings)}
+    write_bytes_atomic(folder / MIA_RECORDS, json.dumps(document, indent=1, default=str).encode())
+    return folder
+
+
+def read_membership(folder: str | Path) -> tuple[pd.DataFrame, dict]:
+    """``mia.csv`` and ``privacy.json`` of a folder written by :func:`write_membership` (or ``privacy --out``).
+
+    >>> import tempfile
+    >>> table = pd.DataFrame({"model": ["m"], "attack": "rank", "attribute": "all", "group": "NA", "n_users": 3,
+    ...                       "n_members": 5, "n_non_members": 4, "auc": 0.1 + 0.2, "ci_low": 0.2, "ci_high": 0.4,
+    ...                       "flagged": True})
+    >>> folder = write_membership(tempfile.mkdtemp(), table, {"m": {"split": "random"}}, {"attack": "rank"})
+    >>> back, records = read_membership(folder)
+    >>> back.equals(table), records["models"]["m"]["split"]
+    (True, 'random')
+    """
+    schema, folder = TABLES["mia"], Path(folder)
+    if not (folder / schema.file).is_file():
+        raise FileNotFoundError(_NO_MEMBERSHIP.format(folder, schema.file))
+    table = read_csv(folder / schema.file, dtype={c: str for c in schema.text}, keep_default_na=False,
+                     na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
+    table["flagged"] = table["flagged"].astype(str).eq("True")
+    records = json.loads((folder / MIA_RECORDS).read_text(encoding="utf-8")) if (folder / MIA_RECORDS).is_file() else {}
+    return table, records

@@ -40,7 +40,7 @@ from fairaudit.explain import exposure_metric, group_share, top_k_codes
 from fairaudit.explain._probe import LIST_METRICS
 from fairaudit.metrics import ACCURACY_METRICS, DEFAULT_ROUNDS, MIN_GROUP_SIZE, SliceReport, bootstrap_counts
 from fairaudit.metrics import seeded_rng
-from fairaudit.models import Recommender, attribute_auc, attribute_scores
+from fairaudit.models import Recommender, TextEncoder, attribute_auc, attribute_scores
 from fairaudit.profiles._rewrite import rewrite_texts, swap_map
 
 #: Model names in the audit folder of :func:`run_profile_audit`.
@@ -51,6 +51,8 @@ TEXT_PROFILE, INTERACTIONS = "text_profile", "interactions"
 HAS_TEXTS = "has_texts"
 #: ``reference`` of the leakage rows measured against chance (majority rate, AUC 0.5).
 CHANCE = "chance"
+#: Status lines :func:`run_profile_audit` reports: both audits, accuracy, leakage, text counterfactual.
+PROFILE_AUDIT_STEPS = 4
 #: Per-user columns of the text counterfactual besides the list similarities and exposure changes.
 CHANGED, REWRITTEN, MARKERS = "changed", "rewritten", "markers"
 PROFILE_ACCURACY_COLUMNS = TABLES["profile_accuracy"].columns
@@ -279,6 +281,7 @@ def text_counterfactual_users(
     swaps: Mapping[str, str] | None = None,
     item_attributes: Sequence[str] | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Per user with texts: markers rewritten, and how their top-K changed (one row per user).
 
@@ -298,6 +301,9 @@ def text_counterfactual_users(
         Item columns whose groups' exposure change is measured (default ``dataset.item_attributes``).
     seed : int
         Seed of the user sample.
+    progress : callable, optional
+        ``progress(done, total)`` while the rewritten texts are encoded (the model's
+        :class:`~fairaudit.models.TextEncoder`, batch by batch; never for texts encoded before).
 
     Returns
     -------
@@ -322,6 +328,10 @@ def text_counterfactual_users(
         chosen = pd.Index(pd.Series(list(users), dtype=object).astype(str)).intersection(writers, sort=False).to_numpy()
     texts = dataset.texts[dataset.texts["user_id"].astype(str).isin(pd.Index(chosen))]
     new, markers = rewritten_texts(texts, swaps)
+    encoder = getattr(model, "encoder", None)
+    if progress is not None and len(new) and isinstance(encoder, TextEncoder):
+        # The same texts with_texts encodes, once, with progress; with_texts then finds them encoded.
+        encoder.encode(list(pd.unique(new["text"].astype(str))), progress=progress)
     counterfactual = model.with_texts(new) if len(new) else model
     original = top_k_codes(model, chosen, k)
     x = top_k_codes(counterfactual, chosen, k)
@@ -406,6 +416,7 @@ def run_profile_audit(
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    encode_progress: Callable[[int, int], None] | None = None,
 ) -> AuditResult:
     """Audit a model with text profiles against the same model without them; see the module docstring.
 
@@ -430,7 +441,10 @@ def run_profile_audit(
     out : path, optional
         Write the audit folder there (``overwrite`` to replace an earlier audit folder).
     progress : callable, optional
-        Receives a status line per step.
+        Receives a status line per step (:data:`PROFILE_AUDIT_STEPS` of them).
+    encode_progress : callable, optional
+        ``encode_progress(done, total)`` while the rewritten texts are encoded
+        (:func:`text_counterfactual_users`).
 
     Returns
     -------
@@ -472,7 +486,8 @@ def run_profile_audit(
     leakage = profile_leakage(vectors, labels, folds=folds, rounds=rounds, seed=seed, confidence=1 - config.alpha,
                               min_group_size=config.min_group_size, notes=notes)  # fmt: skip
     say("rewriting gender markers and re-ranking")
-    per_user = text_counterfactual_users(model_with, dataset, users=users, k=k, swaps=swaps, seed=seed)
+    per_user = text_counterfactual_users(model_with, dataset, users=users, k=k, swaps=swaps, seed=seed,
+                                         progress=encode_progress)  # fmt: skip
     counterfactual = summarise_counterfactual(
         per_user, {spec: groups[spec] for spec in audit.attributes},
         rounds=rounds, seed=seed, confidence=1 - config.alpha, min_group_size=config.min_group_size,

@@ -28,8 +28,11 @@ from fairaudit.robustness._run import (
     attack_name,
     defence_gain,
     is_robustness_folder,
+    read_robustness,
+    robustness_steps,
     run_robustness,
     summarise,
+    write_robustness,
 )
 from fairaudit.robustness._shilling import (
     INTENTS,
@@ -66,7 +69,10 @@ __all__ = [
     "detection_quality",
     "inject_profiles",
     "is_robustness_folder",
+    "read_robustness",
+    "robustness_steps",
     "run_robustness",
     "shilling_scores",
     "summarise",
+    "write_robustness",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import pandas as pd
 from fairaudit._choices import ATTACKS, AttackKind, Noise
 from fairaudit.audit import ALL, AuditConfig, AuditResult, attribute_groups, run_audit, train_derived_users
 from fairaudit.compare import add_comparison, compare_models
-from fairaudit.data import Dataset, Split, check_folder_target, write_csv
+from fairaudit.data import Dataset, Split, check_folder_target, read_csv, replacing_folder, write_csv
 from fairaudit.metrics import ACCURACY_METRICS, MIN_GROUP_SIZE, exposure_shares, item_groups, position_weights
 from fairaudit.models import PGD_STEPS, Recommender, Side, attacked_model, create_model
 from fairaudit.robustness._detect import detection_quality, shilling_scores
@@ -52,19 +52,25 @@ SUMMARY_FILE = "summary.csv"
 DETECTOR_METRICS = ("detector_precision", "detector_recall")
 AUDIT_FOLDER = "audit"
 POISONED_FOLDER = "poisoned"
+#: Each attacked model's injected profiles (shilling), under ``poisoned/<model>/``.
+PROFILES_FILE = "fake_profiles.csv"
 
 _BAD_ATTACK = "attack must be one of {0}, got {1!r}"
 _NO_STRENGTHS = "strengths must list at least one value >= 0, e.g. 0,0.01,0.03"
 _SHARE_ABOVE_ONE = "a shilling strength is the share of fake users, in [0, 1]; got {0}"
+_NOT_A_RUN = "'{0}' holds no robustness run (no {1}/ folder); write one with `python -m fairaudit robustness --out`"
+_NO_ROBUSTNESS = "'{0}' is an audit folder without robustness.csv; it was not written by a robustness run"
 
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessResult:
-    """An audit of the clean and attacked models (its ``robustness`` field = the long table), plus the summary."""
+    """An audit of the clean and attacked models (its ``robustness`` field = the long table), plus the summary,
+    the shilling targets and each attacked model's injected profiles (``profiles``: model name -> interactions)."""
 
     audit: AuditResult
     summary: pd.DataFrame
     targets: tuple[str, ...]
+    profiles: Mapping[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
 
 def attack_name(attack: str, strength: float) -> str:
@@ -171,7 +177,10 @@ def run_robustness(
         Bootstrap rounds and seed (audit and paired comparisons).
     out : path, optional
         Writes ``out/audit/`` (audit folder with ``robustness.csv`` and the clean-vs-attacked
-        comparison), ``out/summary.csv`` and ``out/poisoned/<model>/fake_profiles.csv``.
+        comparison), ``out/summary.csv`` and ``out/poisoned/<model>/fake_profiles.csv``
+        (:func:`write_robustness`; checked before any work).
+    progress : callable, optional
+        Receives a status line per step (:func:`robustness_steps` of them for a fitted model).
     """
     if attack not in ATTACKS:
         raise ValueError(_BAD_ATTACK.format(ATTACKS, attack))
@@ -218,6 +227,7 @@ def run_robustness(
                *[c for c in user_metrics.columns if c.startswith(EXPOSURE_PREFIX)]]  # fmt: skip
     tables = []
     for name, (kind, strength) in labels.items():
+        say(f"{name}: comparing with the clean model")
         table = compare_models(
             user_metrics, model_a=CLEAN, model_b=name, groups=groups, metrics=metrics, rounds=rounds, seed=seed,
             confidence=1 - config.alpha, min_group_size=config.min_group_size,
@@ -241,14 +251,56 @@ def run_robustness(
         "steps": steps, "item_attribute": item_attribute, "min_group_size": config.min_group_size,
         "shilling": dataclasses.asdict(shilling) if shilling is not None else None,
     }  # fmt: skip
-    summary = summarise(robustness, min_group_size=config.min_group_size)
+    result = RobustnessResult(audit, summarise(robustness, min_group_size=config.min_group_size), targets, profiles)
     if out is not None:
-        out = Path(out)
-        audit.write(out / AUDIT_FOLDER, overwrite=overwrite)
-        write_csv(summary, out / SUMMARY_FILE)
-        for name, frame in profiles.items():
-            write_csv(frame, out / POISONED_FOLDER / name / "fake_profiles.csv")
-    return RobustnessResult(audit, summary, targets)
+        write_robustness(result, out, overwrite=overwrite)
+    return result
+
+
+def robustness_steps(attack: AttackKind, strengths: Sequence[float]) -> int:
+    """Status lines :func:`run_robustness` reports for a fitted model and distinct ``strengths``: per attacked
+    model one when it is built and one when it is compared with the clean model, and one for the audit.
+
+    >>> robustness_steps("pgd", [0, 0.1])  # pgd and same-norm noise at each strength
+    9
+    """
+    return 2 * len(strengths) * (2 if attack in ("fgsm", "pgd") else 1) + 1
+
+
+def write_robustness(result: RobustnessResult, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a robustness run to the folder ``out`` atomically (:func:`fairaudit.data.replacing_folder`).
+
+    ``out/audit/`` (the audit folder, with ``robustness.csv``), ``out/summary.csv`` and
+    ``out/poisoned/<model>/fake_profiles.csv``; other files already in ``out`` (the CLI's
+    ``robustness.json``) are kept. :func:`read_robustness` reads it back.
+    """
+    with replacing_folder(out, overwrite=overwrite, is_ours=is_robustness_folder, kind="robustness folder",
+                          replaced=(AUDIT_FOLDER, SUMMARY_FILE, POISONED_FOLDER)) as temporary:  # fmt: skip
+        result.audit.write(temporary / AUDIT_FOLDER)
+        write_csv(result.summary, temporary / SUMMARY_FILE)
+        for name, frame in result.profiles.items():
+            write_csv(frame, temporary / POISONED_FOLDER / name / PROFILES_FILE)
+    return Path(out)
+
+
+def read_robustness(folder: str | Path) -> RobustnessResult:
+    """The robustness run in ``folder`` (written by :func:`write_robustness`, ``run_robustness(out=...)`` or
+    ``python -m fairaudit robustness --out``).
+
+    The summary is :func:`summarise` of the audit folder's ``robustness.csv`` (the table ``summary.csv``
+    was written from), so its numbers and types are those :func:`run_robustness` returned.
+    """
+    folder = Path(folder)
+    if not (folder / AUDIT_FOLDER).is_dir():
+        raise FileNotFoundError(_NOT_A_RUN.format(folder, AUDIT_FOLDER))
+    audit = AuditResult.read(folder / AUDIT_FOLDER)
+    if audit.robustness is None:
+        raise ValueError(_NO_ROBUSTNESS.format(folder / AUDIT_FOLDER))
+    settings = audit.meta.get("robustness") or {}
+    summary = summarise(audit.robustness, min_group_size=settings.get("min_group_size", MIN_GROUP_SIZE))
+    profiles = {path.parent.name: read_csv(path, dtype={"user_id": str, "item_id": str})
+                for path in sorted((folder / POISONED_FOLDER).glob(f"*/{PROFILES_FILE}"))}  # fmt: skip
+    return RobustnessResult(audit, summary, tuple(settings.get("targets") or ()), profiles)
 
 
 def is_robustness_folder(directory: str | Path) -> bool:

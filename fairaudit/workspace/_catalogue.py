@@ -9,14 +9,15 @@ from __future__ import annotations
 import inspect
 import re
 import time
-from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
 import numpy as np
 import pandas as pd
 
 from fairaudit.data import Dataset, Split
 from fairaudit.metrics import accuracy_metrics, seeded_rng
-from fairaudit.models import Recommender, available_devices, create_model, epsilon_spent
+if TYPE_CHECKING:  # models (torch) load on first use: naming a saved model never builds one
+    from fairaudit.models import Recommender
 
 PresetName = Literal["quick", "standard", "thorough"]
 PRESET_NAMES: tuple[str, ...] = get_args(PresetName)
@@ -53,6 +54,8 @@ def kind_defaults(kind: str) -> dict[str, Any]:
     >>> kind_defaults("popularity")
     {'seed': 0}
     """
+    from fairaudit.models import create_model
+
     return dict(create_model(kind).get_params())
 
 
@@ -116,6 +119,8 @@ def param_help(kind: str) -> dict[str, str]:
     >>> "early stopping" in param_help("llm").get("patience", "").lower() or "patience" not in kind_defaults("llm")
     True
     """
+    from fairaudit.models import create_model
+
     doc = inspect.cleandoc(type(create_model(kind)).__doc__ or "")
     match = re.search(r"^Parameters\n-+\n(.*?)(?:\n\n(?=\S)|\Z)", doc, flags=re.S | re.M)
     if not match:
@@ -153,6 +158,8 @@ def param_choices(kind: str, dataset: Dataset) -> dict[str, tuple]:
     >>> "provider" in choices["exposure_attribute"], "zip" in choices["fairness_attribute"]
     (True, False)
     """
+    from fairaudit.models import available_devices, create_model
+
     model = create_model(kind)
     defaults = model.get_params()
     hints = get_type_hints(type(model).__init__)
@@ -214,6 +221,8 @@ def leaderboard(
     >>> list(table["model"]), warnings
     (['popularity (reference)'], [])
     """
+    from fairaudit.models import create_model, epsilon_spent
+
     reference = create_model(BASELINE_KIND).fit(dataset, split)
     base = _per_user(reference, split, k).sort_index()
     rows, warnings = [], []

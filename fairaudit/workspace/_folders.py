@@ -4,6 +4,9 @@ Layout under the workspace root (``$FAIRAUDIT_WORKSPACE``, default ``./workspace
 
     models/<kind>-<data fingerprint>-<params hash>/   saved models, shared, survive restarts
     sweeps/<mitigation>-<data fingerprint>-<hash>/    mitigation sweeps (their point models)
+    results/<job kind>-<data fingerprint>-<hash>/     analysis jobs' results (simulations, probes ...)
+    audit_cache/<key>/                                computed audits, shared, reused by the same code
+    jobs/<job id>/                                    jobs and their progress (docs/dashboard_jobs.md)
     sessions/<session id>/uploads/                    one browser session's uploaded files
     sessions/<session id>/audits/<audit id>/          one browser session's audit folders
 
@@ -212,6 +215,15 @@ class Workspace:
         """
         name = f"{safe_filename(mitigation)}-{safe_filename(data_fingerprint)}-{params_hash(params)}"
         return self.root / "sweeps" / name
+
+    def result_dir(self, kind: str, data_fingerprint: str, params: Mapping[str, Any]) -> Path:
+        """Folder of one analysis job's result (a simulation, a probe ...), shared by sessions like sweeps:
+        one per kind, data and ``params`` (which name the model by its folder and weights checksum).
+
+        >>> Workspace(Path("/w")).result_dir("simulate", "abc", {"rounds": 5}).parent.as_posix()
+        '/w/results'
+        """
+        return self.root / "results" / f"{safe_filename(kind)}-{safe_filename(data_fingerprint)}-{params_hash(params)}"
 
     def save_candidate(self, folder: str | Path) -> Path:
         """Copy a saved model folder (e.g. one sweep point) into ``models/`` so the dashboard lists it.

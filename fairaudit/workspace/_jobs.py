@@ -32,22 +32,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, get_args
 
-from fairaudit.models import BAD_THREADS, Progress
+from fairaudit._choices import BAD_THREADS
 from fairaudit.workspace._worker import _read_json, _write_json, run_job
+
+if TYPE_CHECKING:  # the server follows jobs without importing torch
+    from fairaudit.models import Progress
 
 JobStatus = Literal["running", "done", "cancelled", "failed"]
 FINAL_STATUSES: tuple[str, ...] = ("done", "cancelled", "failed")
-JobKind = Literal["train", "audit", "sweep", "report"]
-JOB_KINDS: tuple[str, ...] = ("train", "audit", "sweep", "report")
-#: Phases each kind of job reports, in order.
-PHASES = {
-    "train": ("starting", "loading", "encoding", "training", "saving"),
-    "audit": ("starting", "loading", "auditing", "saving"),
-    "sweep": ("starting", "loading", "sweeping"),
-    "report": ("starting", "writing the audit folder", "building the PDF"),
-}
+#: Kinds of job: training (Model page), audits, sweeps and PDFs (Audit, Compare, Report pages), and the
+#: analyses of the Dynamics, Robustness, Profiles, Explain and Privacy pages (docs/dashboard_jobs.md).
+JobKind = Literal["train", "audit", "sweep", "report", "simulate", "periods", "robustness", "profiles", "probe",
+                  "fairllm", "membership", "privacy_cost"]
+JOB_KINDS: tuple[str, ...] = get_args(JobKind)
 #: Environment variable listing the job kinds run inside the calling process (comma-separated).
 INLINE_VAR = "FAIRAUDIT_INLINE_JOBS"
 BAD_JOB_KIND = "unknown job kind '{0}'; expected one of {1}"
@@ -195,6 +194,8 @@ class Job:
     @property
     def latest(self) -> Progress | None:
         """The last finished epoch, or ``None`` before the first (during loading and encoding)."""
+        from fairaudit.models import Progress
+
         state = self.state()
         if not state.get("n_epochs"):
             return None

@@ -4,7 +4,9 @@ Reads ``job.json``, runs the job with bounded torch threads at the lowest priori
 every phase to ``state.json`` (see :mod:`fairaudit.workspace._jobs`). Each kind of job calls the
 function the CLI calls: training a recommender's ``fit``, an audit
 :func:`fairaudit.service.audit_models`, a sweep :func:`fairaudit.sweep.run_sweep`, a report
-:func:`fairaudit.report.build_report`. Only :func:`fairaudit.workspace.start_job` starts it.
+:func:`fairaudit.report.build_report`; the analysis pages' kinds have their runners in
+``_run_<page>.py`` beside this module (:data:`ANALYSIS_RUNNERS`). Only
+:func:`fairaudit.workspace.start_job` starts it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from importlib import import_module
 from typing import Any, Callable, Mapping
 
 from fairaudit.data import write_bytes_atomic
@@ -105,10 +108,18 @@ class _Reporter:
         self.write(force=event.epoch >= event.n_epochs)
 
 
-def _dataset(spec: dict):
+def spec_dataset(spec: Mapping[str, Any]):
+    """The job's data (``spec["data"]``, a :class:`~fairaudit.service.DataSource` as a dict), loaded and checked."""
     from fairaudit.service import DataSource
 
     return DataSource.from_dict(spec["data"]).load()
+
+
+def spec_model(spec: Mapping[str, Any], dataset):
+    """The job's model (``spec["model"]``, a saved model folder), loaded for ``dataset``."""
+    from fairaudit.models import load_model
+
+    return load_model(spec["model"], dataset)
 
 
 def run_training(spec: dict, report: _Reporter) -> None:
@@ -117,7 +128,7 @@ def run_training(spec: dict, report: _Reporter) -> None:
     from fairaudit.data import make_split
     from fairaudit.models import TextEncoder, create_model, item_texts
 
-    dataset = _dataset(spec)
+    dataset = spec_dataset(spec)
     split = make_split(dataset, spec["split"]["method"], seed=int(spec["split"]["seed"]))
     model = create_model(spec["kind"], **spec["params"])
     encoder = getattr(model, "encoder", None)
@@ -143,7 +154,7 @@ def run_audit(spec: dict, report: _Reporter) -> None:
     from fairaudit.models import load_model
     from fairaudit.service import audit_models
 
-    dataset = _dataset(spec)
+    dataset = spec_dataset(spec)
     models = {label: load_model(folder, dataset) for label, folder in spec["models"]}
     # Three status lines per model (recommending, group statistics, exposure), one for the comparison.
     report.phase("auditing", total=3 * len(models) + (len(models) >= 2))
@@ -162,11 +173,10 @@ def run_sweep(spec: dict, report: _Reporter) -> None:
     on the split the model was trained on; the table and point models go to ``out_dir``."""
     report.phase("loading")
     from fairaudit.audit import split_for_model
-    from fairaudit.models import load_model
     from fairaudit.sweep import run_sweep as sweep
 
-    dataset = _dataset(spec)
-    base = load_model(spec["model"], dataset)
+    dataset = spec_dataset(spec)
+    base = spec_model(spec, dataset)
     request = spec["request"]
     report.phase("sweeping", total=2 * len(request["strengths"]))  # fit, then audit, per strength
     sweep(dataset, split_for_model(dataset, base), model=base, out=spec["out_dir"], overwrite=True,
@@ -189,6 +199,23 @@ def run_report(spec: dict, report: _Reporter) -> None:
 RUNNERS: dict[str, Callable[[dict, _Reporter], Any]] = {
     "train": run_training, "audit": run_audit, "sweep": run_sweep, "report": run_report,
 }  # fmt: skip
+#: The analysis pages' job kinds: (module of this package, runner), imported when a job of the kind runs.
+#: Each runner writes its result folder ``spec["out_dir"]`` atomically (:func:`fairaudit.data.replacing_folder`),
+#: so a folder that exists is complete.
+ANALYSIS_RUNNERS: dict[str, tuple[str, str]] = {
+    "simulate": ("_run_dynamics", "run_simulation"), "periods": ("_run_dynamics", "run_periods"),
+    "robustness": ("_run_robustness", "run_robustness_job"), "profiles": ("_run_profiles", "run_profiles_job"),
+    "probe": ("_run_explain", "run_probe"), "fairllm": ("_run_explain", "run_fairllm"),
+    "membership": ("_run_privacy", "run_membership"), "privacy_cost": ("_run_privacy", "run_privacy_cost"),
+}  # fmt: skip
+
+
+def runner(kind: str) -> Callable[[dict, _Reporter], Any]:
+    """The function that runs a job of ``kind``."""
+    if kind in RUNNERS:
+        return RUNNERS[kind]
+    module, name = ANALYSIS_RUNNERS[kind]
+    return getattr(import_module(f"fairaudit.workspace.{module}"), name)
 
 
 def run_job(folder: Path, *, in_process: bool = False) -> None:
@@ -199,7 +226,7 @@ def run_job(folder: Path, *, in_process: bool = False) -> None:
     spec = _read_json(folder / "job.json")
     report = _Reporter(folder, control_threads=not in_process)
     try:
-        RUNNERS[spec.get("job", "train")](spec, report)
+        runner(spec.get("job", "train"))(spec, report)
         report.state.update(status="done", finished_at=time.time(), eta_s=None)
     except Exception as err:  # recorded for the page, which shows it as a message
         error = str(err) if isinstance(err, _PLAIN_ERRORS) else f"{type(err).__name__}: {err}"
