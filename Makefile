@@ -26,7 +26,7 @@ system-deps:
 	fi
 
 dashboard: venv system-deps
-	$(PY) serve.py --server.headless true --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: venv system-deps
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25

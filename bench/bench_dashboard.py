@@ -1,7 +1,7 @@
 """Dashboard benchmark, in a real browser: first finding, page load -> first audit chart, a slice change,
 and a second session's page latency while an LLM trains.
 
-Starts the dashboard as ``make dashboard`` does (``serve.py``) on a free port with a fresh workspace and, in fresh browser sessions:
+Starts ``streamlit run app.py`` on a free port with a fresh workspace and, in fresh browser sessions:
 
 - **first finding**: from ``page.goto(<app>)`` (the Audit page of the bundled sample and its ready
   models: nothing trained) until the "Findings" heading is drawn, cold (first audit in the server)
@@ -67,13 +67,12 @@ def free_port() -> int:
 
 @contextmanager
 def dashboard(workspace: Path, *, timeout_s: float = 60) -> Iterator[str]:
-    """Run the dashboard as ``make dashboard`` does (``serve.py``: ``streamlit run app.py`` with the first
-    screen's libraries loaded), headless on a free port; yields its base URL."""
+    """Run ``streamlit run app.py`` headless on a free port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "FAIRAUDIT_WORKSPACE": str(workspace), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("FAIRAUDIT_INLINE_JOBS", None)  # every job in a worker process, as in production (the AppTest suite runs some inline)
     command = [
-        sys.executable, str(ROOT / "serve.py"), "--server.headless", "true",
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
