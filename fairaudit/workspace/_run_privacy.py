@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fairaudit.data import replacing_folder
-from fairaudit.workspace._worker import _Reporter, spec_dataset, spec_model
+from fairaudit.workspace._worker import _Reporter, audit_steps, spec_dataset, spec_model
 
 
 def _holds(file: str):
@@ -59,7 +59,7 @@ def run_privacy_cost(spec: dict, report: _Reporter) -> None:
 
     dataset = spec_dataset(spec)
     models = {spec["name"]: spec_model(spec, dataset), spec["twin_name"]: load_model(spec["twin"], dataset)}
-    report.phase("auditing", total=3 * len(models) + 1)  # the status lines of run_audit: per model, then comparison
+    report.phase("auditing", total=audit_steps(len(models)))
     audit = audit_models(dataset, models, AuditConfig.from_dict(spec["config"]), progress=report.step)
     with replacing_folder(spec["out_dir"], overwrite=True, is_ours=_holds(PRIVACY_COST_FILE),
                           kind="privacy cost result folder") as tmp:  # fmt: skip

@@ -146,6 +146,16 @@ def run_training(spec: dict, report: _Reporter) -> None:
                                        "trained_at": time.time(), "threads": report.threads})  # fmt: skip
 
 
+def audit_steps(n_models: int) -> int:
+    """Status lines :func:`fairaudit.service.audit_models` reports for ``n_models`` models: three per model
+    (recommending, group statistics, exposure), and one for the comparison of two or more.
+
+    >>> audit_steps(1), audit_steps(2)
+    (3, 7)
+    """
+    return 3 * n_models + (n_models >= 2)
+
+
 def run_audit(spec: dict, report: _Reporter) -> None:
     """Load the data and the model folders (``spec["models"]``: [label, folder] pairs), audit them with
     ``spec["config"]`` through :func:`fairaudit.service.audit_models` and write the audit folder."""
@@ -156,8 +166,7 @@ def run_audit(spec: dict, report: _Reporter) -> None:
 
     dataset = spec_dataset(spec)
     models = {label: load_model(folder, dataset) for label, folder in spec["models"]}
-    # Three status lines per model (recommending, group statistics, exposure), one for the comparison.
-    report.phase("auditing", total=3 * len(models) + (len(models) >= 2))
+    report.phase("auditing", total=audit_steps(len(models)))
     result = audit_models(dataset, models, AuditConfig.from_dict(spec["config"]), progress=report.step)
     report.phase("saving")
     out = Path(spec["out_dir"])
