@@ -5,10 +5,12 @@ are generated inside Spark (``spark.range``: lists, 2 test and 10 training inter
 users with gender/age band/region, a 5,000-item catalogue with genres and providers) and written as
 Parquet, as a data lake holds them. Each audit then runs in a fresh process, so peaks are its own:
 
-- **spark**: ``run_spark_audit`` on ``local[2]`` from the Parquet files: wall time, CPU seconds (JVM,
+- **spark**: ``run_spark_audit`` on ``local[2]`` (``--spark-memory``, default 6g; ``--partition-rows`` list rows
+  per shuffle partition, default 250,000) from the Parquet files: wall time, CPU seconds (JVM,
   Python workers and driver: the work done, which other jobs on the machine do not inflate), peak RSS of the
   Python driver and of the JVM (in local mode the JVM is the driver *and* the executor, so its peak
-  is the executor memory too), and the summed peak RSS of the Python workers (``mapInPandas``);
+  is the executor memory too), the summed peak RSS of the Python workers (``mapInPandas``), and from
+  Spark's event log its GC time, spilled bytes and task seconds per audit step (:func:`task_totals`);
 - **pandas**: ``run_audit`` on the same files read into memory (``ImportedRecommender``), under an
   address-space limit (``--pandas-memory-gb``) and a time limit (``--pandas-timeout``): its wall time
   and peak RSS, or where it ran out of memory or time.
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,13 +147,18 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
-def _run_spark(folder: Path, rounds: int, partitions: int) -> dict:
+def _run_spark(folder: Path, rounds: int, partitions: int, memory: str) -> dict:
     from fairaudit.audit import AuditConfig
     from fairaudit.spark import load_inputs, run_spark_audit, spark_session
 
     load = os.getloadavg()[0]
-    spark = spark_session("local[2]", conf={"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": str(partitions),
-                                            "spark.default.parallelism": str(partitions)})  # fmt: skip
+    events = folder / "spark-events"
+    shutil.rmtree(events, ignore_errors=True)
+    events.mkdir(parents=True)
+    spark = spark_session("local[2]", conf={"spark.driver.memory": memory, "spark.sql.shuffle.partitions": str(partitions),
+                                            "spark.default.parallelism": str(partitions),
+                                            "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
+                                            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"})  # fmt: skip
     spark.sparkContext.setLogLevel("ERROR")
     config = AuditConfig(k=SLOTS, bootstrap_rounds=rounds, embedding_diversity=False,
                          attributes=("gender", "age_band", "region", "gender*age_band"))  # fmt: skip
@@ -163,9 +171,40 @@ def _run_spark(folder: Path, rounds: int, partitions: int) -> dict:
     spark.stop()
     gap = result.gaps.query("attribute == 'gender' and group == 'F' and reference == 'rest' and metric == 'ndcg'")
     return {"engine": "spark", "wall_s": wall, "cpu_s": cpu, "load": load, "end_load": os.getloadavg()[0],
-            "python_driver_peak_mb": _self_peak_mb(),
+            "python_driver_peak_mb": _self_peak_mb(), "spark_memory": memory, "partitions": partitions,
             "jvm_peak_mb": sampler.jvm_peak_kb / 1024, "python_workers_peak_mb": sampler.workers_peak_kb / 1024,
-            "gender_ndcg_gap_p": float(gap["p_adjusted"].iloc[0]), "n_gaps": len(result.gaps)}  # fmt: skip
+            "gender_ndcg_gap_p": float(gap["p_adjusted"].iloc[0]), "n_gaps": len(result.gaps),
+            **task_totals(events)}  # fmt: skip
+
+
+def task_totals(events: Path) -> dict:
+    """Spark's own task metrics summed from its event log: where the work went, and what memory pressure cost.
+
+    ``task_run_s``/``task_cpu_s``: executor run and CPU time of all tasks; ``gc_s``: JVM garbage collection
+    inside tasks; ``spilled_mb``: shuffle/sort data spilled to disk; ``steps``: task run seconds per step of
+    the audit (the job descriptions :func:`fairaudit.spark.run_spark_audit` sets), to find a step that grows
+    faster than the data.
+    """
+    totals = {"task_run_s": 0.0, "task_cpu_s": 0.0, "gc_s": 0.0, "spilled_mb": 0.0}
+    steps: dict[str, float] = {}
+    step_of_stage: dict[int, str] = {}
+    for log in (p for p in events.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for line in log.open():
+            event = json.loads(line)
+            kind = event.get("Event")
+            if kind == "SparkListenerJobStart":
+                step = (event.get("Properties") or {}).get("spark.job.description") or "loading the inputs"
+                step_of_stage.update(dict.fromkeys(event["Stage IDs"], step.removeprefix("fairaudit spark: ")))
+            elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
+                m = event["Task Metrics"]
+                run_s = m.get("Executor Run Time", 0) / 1e3
+                totals["task_run_s"] += run_s
+                totals["task_cpu_s"] += m.get("Executor CPU Time", 0) / 1e9
+                totals["gc_s"] += m.get("JVM GC Time", 0) / 1e3
+                totals["spilled_mb"] += m.get("Disk Bytes Spilled", 0) / 2**20
+                step = step_of_stage.get(event["Stage ID"], "other")
+                steps[step] = steps.get(step, 0.0) + run_s
+    return {**totals, "steps": {step: round(s, 1) for step, s in sorted(steps.items(), key=lambda kv: -kv[1])}}
 
 
 def _run_pandas(folder: Path, rounds: int) -> dict:
@@ -259,8 +298,9 @@ def _measure(args: list[str], timeout: float) -> dict:
 
 def _row(n_rows: int, engine: str, r: dict) -> str:
     if "failed" in r:
-        return f"| {n_rows:,} | {engine} | {r['failed']} | | | | | |"
-    extra = (f"{r['jvm_peak_mb']:.0f} | {r['python_workers_peak_mb']:.0f}" if engine == "spark" else "- | -")
+        return f"| {n_rows:,} | {engine} | {r['failed']} | | | | | | | |"
+    extra = (f"{r['jvm_peak_mb']:.0f} | {r['python_workers_peak_mb']:.0f} | {r['gc_s']:.0f} | {r['spilled_mb']:.0f}"
+             if engine == "spark" else "- | - | - | -")  # fmt: skip
     return (f"| {n_rows:,} | {engine} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['python_driver_peak_mb']:.0f} | "
             f"{extra} | {r['load']:.1f} |")
 
@@ -276,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-pandas-above", type=int, default=10_000_000, help="list rows above which pandas is not tried")
     parser.add_argument("--calibration", type=int, default=0, metavar="REPS",
                         help="also the gap tests' false-positive rate on REPS null replicates of sample data")
+    parser.add_argument("--spark-memory", default="6g",
+                        help="spark.driver.memory, in local mode also the executor's (at 3g, 100M rows ran out of cache "
+                             "memory and did 1.7x the work per row: docs/benchmarks.md)")
+    parser.add_argument("--partition-rows", type=int, default=250_000, help="list rows per shuffle partition")
     parser.add_argument("--one", choices=("generate", "spark", "pandas"), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -291,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             spark.stop()
             print(json.dumps({"generated": args.rows}))
         elif args.one == "spark":
-            print(json.dumps(_run_spark(folder, args.rounds, max(4, args.rows // 250_000))))
+            print(json.dumps(_run_spark(folder, args.rounds, max(4, args.rows // args.partition_rows), args.spark_memory)))
         else:
             limit = int(args.pandas_memory_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -307,12 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.folder or tempfile.mkdtemp(prefix="fairaudit-bench-spark-"))
     results = {}
     print(f"Spark engine vs pandas engine, {args.rounds} bootstrap rounds, local[2]; machine shared (load in the table)")
+    print(f"Spark: spark.driver.memory={args.spark_memory} (the executor's too), {args.partition_rows:,} list rows per "
+          "shuffle partition; task seconds per audit step in each run's JSON line below")
     print("| list rows | engine | wall s | CPU s | Python driver peak MB | JVM peak MB (driver = executor) | "
-          "Python workers peak MB | load |")
-    print("|---|---|---|---|---|---|---|---|")
+          "Python workers peak MB | JVM GC s | spilled MB | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n_rows in args.sizes:
         folder = root / f"rows-{n_rows}"
-        common = ["--folder", str(folder), "--rows", str(n_rows), "--rounds", str(args.rounds)]
+        common = ["--folder", str(folder), "--rows", str(n_rows), "--rounds", str(args.rounds),
+                  "--spark-memory", args.spark_memory, "--partition-rows", str(args.partition_rows)]
         generated = _measure(["--one", "generate", *common], timeout=3600)
         if "failed" in generated:
             print(f"| {n_rows:,} | generation failed: {generated['failed']} |")

@@ -13,9 +13,8 @@ import itertools
 
 import streamlit as st
 
-from fairaudit import plots
 from fairaudit.audit import ALL, INTERSECTION_SEP
-from fairaudit.metrics import ACCURACY_METRICS, METRICS
+from fairaudit.metrics import ACCURACY_METRICS, METRICS, metric_label
 from fairaudit.report import FINDING_FAMILIES, by_severity
 from pages import _state as S
 
@@ -98,7 +97,7 @@ for box, metric in zip(cards, headline):
         at_k = k if METRICS[metric].level == "user" else None
         cue = findings.cue(label, metric)
         better = "higher" if METRICS[metric].higher_is_better else "lower"
-        box.metric(plots.metric_label(metric, at_k), f"{overall[metric]:.3f}",
+        box.metric(metric_label(metric, at_k), f"{overall[metric]:.3f}",
                    delta=cue[1] if cue else f"{better} is better", delta_arrow="off",
                    delta_color=CUE_COLOUR[cue[0]] if cue else "off",
                    help=f"{better.capitalize()} is better. The cue is the worst verdict of this metric's threshold "
@@ -116,11 +115,15 @@ for note in result.meta.get("notes", []):
 st.caption("Download any chart as PNG with the camera icon in its top-right toolbar; "
            "each chart's data has a CSV button.")
 
+# Imported once the findings are on screen: plotly's figure classes take ~0.5 s to import in a freshly
+# started server, and nothing above needs them.
+from fairaudit import plots  # noqa: E402
+
 user_metrics = [m for m in ACCURACY_METRICS if m in set(gm["metric"])]
 
 
 def accuracy_tab() -> None:
-    metric = st.selectbox("Metric", user_metrics, format_func=lambda m: plots.metric_label(m, k), key="audit_metric",
+    metric = st.selectbox("Metric", user_metrics, format_func=lambda m: metric_label(m, k), key="audit_metric",
                           index=plots.default_index(user_metrics, plots.DEFAULT_METRIC))
     for attribute in attributes:
         rows = result.rows("group_metrics", model=label, attribute=[attribute, ALL], metric=metric)
@@ -132,7 +135,7 @@ def accuracy_tab() -> None:
 def gaps_tab() -> None:
     cols = st.columns(2)
     choices = [m for m in METRICS.names(level="user") if m in set(gaps["metric"])]
-    gap_metric = cols[0].selectbox("Metric", choices, format_func=lambda m: plots.metric_label(m, k), key="gap_metric",
+    gap_metric = cols[0].selectbox("Metric", choices, format_func=lambda m: metric_label(m, k), key="gap_metric",
                                    index=plots.default_index(choices, plots.DEFAULT_METRIC))
     reference = cols[1].radio("Compared with", ("rest", "best"), horizontal=True, key="gap_reference",
                               format_func={"rest": "all other users", "best": "the best group"}.get)

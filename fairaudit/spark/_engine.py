@@ -641,8 +641,15 @@ def run_spark_audit(
 
     if config.fdr_family not in FDR_FAMILIES:
         raise ValueError(_BAD_FDR_FAMILY.format(config.fdr_family, FDR_FAMILIES))
-    say = progress or (lambda _message: None)
     spark = inputs.recommendations.sparkSession
+    context = spark.sparkContext
+
+    def say(message: str) -> None:
+        # Names the step's Spark jobs in Spark's UI and event log ("fairaudit spark: per-user metrics").
+        context.setJobDescription(f"fairaudit {message}")
+        if progress is not None:
+            progress(message)
+
     out = Path(out)
     # Refuse an existing folder before any Spark work, not after it (the writer checks again when it writes).
     check_folder_target(out, overwrite=overwrite, is_ours=is_audit_folder, kind="audit folder")
@@ -680,6 +687,7 @@ def run_spark_audit(
         spec_parts = {ALL: (), **{s: tuple(s.split(INTERSECTION_SEP)) for s in specs}}
         sums = _group_sums(stored, metrics, spec_parts, config)
         group_rows, gap_rows = [], []
+        say(f"spark: item counts ({config.bootstrap_rounds} Poisson bootstrap rounds; Gini, coverage)")
         catalogue_rows = _catalogue_rows(recs, catalogue, n_evaluated, config, spark)
         for name in models:
             for spec in spec_parts:
@@ -707,6 +715,7 @@ def run_spark_audit(
         shutil.rmtree(staging, ignore_errors=True)
         users.unpersist()
         recs.unpersist()
+        context.setJobDescription(None)
     return dataclasses.replace(
         result, recommendations=out / "recommendations.parquet", user_metrics=out / "user_metrics.parquet"
     )
