@@ -524,6 +524,19 @@ def test_an_inline_report_job_builds_the_pdf_of_an_audit_folder(tmp_path, tiny_s
 
 
 # Slow (~10-20 s): worker processes, each importing torch.
+def test_a_status_line_is_written_at_once(tmp_path):
+    """A step's line reaches ``state.json`` when the step starts, not at the next throttled write: a step can
+    take minutes (group statistics of a large audit), and the page shows its line meanwhile."""
+    from fairaudit.workspace._worker import _Reporter
+
+    report = _Reporter(tmp_path, control_threads=False)
+    report.phase("auditing", total=3)
+    report.step("recommending")
+    report.step("group statistics")  # well within WRITE_EVERY_S of the line before
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert (state["done"], state["total"], state["message"]) == (1, 3, "group statistics")
+
+
 @pytest.mark.slow
 def test_an_audit_job_runs_in_a_worker_and_cancel_ends_it(tmp_path, tiny_source, monkeypatch):
     from fairaudit.workspace import start_job

@@ -50,7 +50,7 @@ def test_sample_to_explain_in_chromium(tmp_path):
         # Model: two quick baselines trained in the background and saved in the workspace.
         train(page, "popularity")
         train(page, "itemknn")
-        expect(page.get_by_text("Holdout quality @ 10")).to_be_visible(timeout=CEILING_MS)
+        expect(page.get_by_text("Holdout quality @ 10", exact=True)).to_be_visible(timeout=CEILING_MS)  # the model card
         page.screenshot(path=str(SHOTS / "2_model.png"))
         saved = {m.kind: m for m in Workspace(workspace).saved_models()}
         assert set(saved) == {"popularity", "itemknn"}

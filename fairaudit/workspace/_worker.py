@@ -79,23 +79,28 @@ class _Reporter:
         self.state.update(phase=name, **fields)
         self.write(force=True)
 
-    def count(self, done: int, total: int) -> None:
-        """``done`` of ``total`` units of the current phase, with rate and time left."""
+    def _progress(self, done: int, total: int) -> None:
         elapsed = max(time.monotonic() - self.phase_start, 1e-9)
         rate = done / elapsed
         self.state.update(done=int(done), total=int(total), rate=rate,
                           eta_s=(total - done) / rate if rate > 0 else None)  # fmt: skip
+
+    def count(self, done: int, total: int) -> None:
+        """``done`` of ``total`` units of the current phase, with rate and time left (written at most every
+        ``WRITE_EVERY_S``: counts can come thousands of times a second)."""
+        self._progress(done, total)
         self.write(force=done >= total)
 
     def step(self, message: str) -> None:
-        """One more step of the current phase (a status line of the audit or sweep), with time left."""
+        """One more step of the current phase (a status line of the audit or sweep), with time left.
+
+        Written at once: a step can take minutes, and its line is what the page shows meanwhile."""
         total = int(self.state.get("total") or 0)
         done = int(self.state.get("done", -1)) + 1  # the line announces a step: the steps before it are done
         self.state["message"] = str(message)
         if total:
-            self.count(min(done, total), max(total, done))
-        else:
-            self.write(force=True)
+            self._progress(min(done, total), max(total, done))
+        self.write(force=True)
 
     def epoch(self, event) -> None:
         loss = float(event.loss) if event.loss == event.loss else None
