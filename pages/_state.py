@@ -314,16 +314,23 @@ def require_model() -> tuple[Dataset, str, Recommender]:
     return dataset, *chosen
 
 
-def require_model_label() -> tuple[Dataset, str]:
-    """The sidebar's dataset and model label, without loading the model (pages whose work runs in a job);
-    stops the page after saying what is missing."""
+def require_model_folder() -> tuple[Dataset, str, str]:
+    """The sidebar's dataset, model label and model folder, without loading the model (pages whose work runs
+    in a job); stops the page after saying what is missing."""
     dataset = current_dataset()
     if dataset is None:
         st.stop()
-    if st.session_state.get("model") not in available_models():
+    folders, label = available_models(), st.session_state.get("model")
+    if label not in folders:
         st.info(NO_MODEL_HINT)
         st.stop()
-    return dataset, st.session_state["model"]
+    return dataset, label, folders[label]
+
+
+def require_model_label() -> tuple[Dataset, str]:
+    """The sidebar's dataset and model label (see :func:`require_model_folder`)."""
+    dataset, label, _ = require_model_folder()
+    return dataset, label
 
 
 def selected_model(dataset: Dataset) -> tuple[str, Recommender] | None:

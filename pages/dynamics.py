@@ -44,8 +44,7 @@ st.caption(
     "fitted on all interactions; CIs cover users and repeated simulations (docs/dynamics.md)."
 )
 ss = st.session_state
-dataset, label = S.require_model_label()  # the work runs in a worker process: no model loaded here
-model_folder = S.available_models()[label]
+dataset, label, model_folder = S.require_model_folder()  # the work runs in a worker process: no model loaded here
 plain = [a for a in S.selected_attributes(dataset) if a in dataset.users.columns]
 item_columns = dataset.item_attributes or ["genre"]
 

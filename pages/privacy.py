@@ -18,8 +18,7 @@ st.caption(
     "(docs/privacy.md)."
 )
 ss = st.session_state
-dataset, label = S.require_model_label()  # the analyses run in a worker process: no model loaded here
-path = S.available_models()[label]
+dataset, label, path = S.require_model_folder()  # the analyses run in a worker process: no model loaded here
 
 st.subheader("Differential privacy of this model")
 record = privacy_record(S.model_config(path))
@@ -59,7 +58,8 @@ if folder is not None:
         st.download_button("mia.csv", S.csv_bytes(table), file_name="mia.csv", key="privacy_mia_csv")
 
 st.subheader("Who pays for privacy")
-others = [name for name in S.available_models() if name != label]
+folders = S.available_models()
+others = [name for name in folders if name != label]
 if not others:
     st.info("Train a second model (the non-private twin, or a DP one) to compare accuracy and exposure by group.")
     st.stop()
@@ -68,7 +68,7 @@ twin = st.selectbox("Non-private twin", others, key="privacy_twin",
 if record is None:  # nothing to price: the job would audit both models only to refuse
     st.info("The sidebar's model was trained without DP: choose a DP model there to see its cost.")
     st.stop()
-twin_path = S.available_models()[twin]
+twin_path = folders[twin]
 config = S.audit_config_json(dataset)
 spec = {"model": path, "name": label, "twin": twin_path, "twin_weights": S.weights_checksum(twin_path),
         "twin_name": twin, "config": config}  # fmt: skip

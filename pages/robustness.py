@@ -46,7 +46,7 @@ st.write(f"{len(flagged)} of {len(scores)} users look like attack profiles (comb
 st.dataframe(flagged.head(50), hide_index=True)
 
 st.subheader("Attack the model")
-dataset, label = S.require_model_label()  # the attack runs in a worker process: no model loaded here
+dataset, label, path = S.require_model_folder()  # the attack runs in a worker process: no model loaded here
 attack = st.selectbox("Attack", ATTACKS, key="robustness_attack")
 default = "0,0.03" if attack == "shilling" else "0,0.1"
 text = st.text_input("Strengths (share of fake users, or epsilon)", default, key=f"robustness_strengths_{attack}")
@@ -55,7 +55,7 @@ strengths = S.strengths_from_text(text, default)
 if strengths is None:
     st.stop()
 spec = {
-    "model": S.available_models()[label], "attack": attack, "strengths": strengths, "shilling": kind,
+    "model": path, "attack": attack, "strengths": strengths, "shilling": kind,
     "attributes": S.selected_attributes(dataset), "k": S.selected_k(), "rounds": ROUNDS,
     "item_attribute": "popularity_tier" if "popularity_tier" in dataset.items.columns else "genre",
 }  # fmt: skip
