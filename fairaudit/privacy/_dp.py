@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairaudit.audit import ALL, LOWER_IS_BETTER, TABLES, AuditResult
+from fairaudit.audit import ALL, LOWER_IS_BETTER, TABLES, AuditResult, read_table
 from fairaudit.compare import compare_audits, compare_models
-from fairaudit.data import Dataset, read_csv
+from fairaudit.data import Dataset
 from fairaudit.metrics import exposure_shares, item_groups
 
 #: Columns of :func:`privacy_cost` (``privacy_cost.csv`` in an audit folder, ``AuditResult.privacy_cost``).
@@ -146,13 +146,9 @@ def read_privacy_cost(folder: str | Path) -> pd.DataFrame:
     >>> read_privacy_cost(write_csv(table, Path(tempfile.mkdtemp()) / PRIVACY_COST_FILE).parent).equals(table)
     True
     """
-    schema, path = TABLES["privacy_cost"], Path(folder) / PRIVACY_COST_FILE
-    if not path.is_file():
+    if not (Path(folder) / PRIVACY_COST_FILE).is_file():
         raise FileNotFoundError(_NO_COST.format(folder, PRIVACY_COST_FILE))
-    table = read_csv(path, dtype={c: str for c in schema.text}, keep_default_na=False,
-                     na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
-    table["pays_more"] = table["pays_more"].astype(str).eq("True")
-    return table
+    return read_table(Path(folder), TABLES["privacy_cost"])
 
 
 def _cost_rows(table: pd.DataFrame, side: str, sign: float) -> pd.DataFrame:

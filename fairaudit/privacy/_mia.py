@@ -54,9 +54,8 @@ from scipy.special import log_softmax
 from scipy.stats import rankdata
 
 from fairaudit._choices import MEMBERSHIP_ATTACKS, MembershipAttack
-from fairaudit.audit import ALL, attribute_groups, default_attributes
-from fairaudit.audit import TABLES
-from fairaudit.data import Dataset, Split, read_csv, write_bytes_atomic, write_csv
+from fairaudit.audit import ALL, TABLES, attribute_groups, default_attributes, read_table
+from fairaudit.data import Dataset, Split, write_bytes_atomic, write_csv
 from fairaudit.metrics import MIN_GROUP_SIZE, bootstrap_counts, seeded_rng
 from fairaudit.metrics._stats import CHUNK_ELEMENTS
 from fairaudit.models import Recommender, privacy_record, privacy_summary, rank_auc
@@ -272,8 +271,6 @@ def read_membership(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     schema, folder = TABLES["mia"], Path(folder)
     if not (folder / schema.file).is_file():
         raise FileNotFoundError(_NO_MEMBERSHIP.format(folder, schema.file))
-    table = read_csv(folder / schema.file, dtype={c: str for c in schema.text}, keep_default_na=False,
-                     na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
-    table["flagged"] = table["flagged"].astype(str).eq("True")
+    table = read_table(folder, schema)
     records = json.loads((folder / MIA_RECORDS).read_text(encoding="utf-8")) if (folder / MIA_RECORDS).is_file() else {}
     return table, records
