@@ -128,6 +128,8 @@ ShillingKind = Literal["random", "average", "bandwagon", "segment"]
 SHILLING_KINDS: tuple[str, ...] = get_args(ShillingKind)
 Intent = Literal["push", "nuke"]
 INTENTS: tuple[str, ...] = get_args(Intent)
+#: Bootstrap rounds of a robustness run's audit and paired comparisons (CLI default, dashboard).
+ROBUSTNESS_ROUNDS = 200
 
 #: Statistics a membership-inference attack scores members with (``fairaudit.privacy``).
 MembershipAttack = Literal["score", "rank", "loss"]

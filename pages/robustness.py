@@ -8,11 +8,15 @@ from __future__ import annotations
 import streamlit as st
 
 from fairaudit.data import Dataset
-from fairaudit.robustness import ATTACKS, SHILLING_KINDS, RobustnessResult, read_robustness, shilling_scores
+from fairaudit.robustness import (
+    ATTACKS,
+    ROBUSTNESS_ROUNDS,
+    SHILLING_KINDS,
+    RobustnessResult,
+    read_robustness,
+    shilling_scores,
+)
 from pages import _state as S
-
-#: Bootstrap rounds of the attack's audit and paired comparisons (the CLI's default).
-ROUNDS = 200
 
 S.start_page()
 st.title("Robustness")
@@ -56,7 +60,7 @@ if strengths is None:
     st.stop()
 spec = {
     "model": path, "attack": attack, "strengths": strengths, "shilling": kind,
-    "attributes": S.selected_attributes(dataset), "k": S.selected_k(), "rounds": ROUNDS,
+    "attributes": S.selected_attributes(dataset), "k": S.selected_k(), "rounds": ROBUSTNESS_ROUNDS,
     "item_attribute": "popularity_tier" if "popularity_tier" in dataset.items.columns else "genre",
 }  # fmt: skip
 folder = S.job_result("robustness", spec, what="Attack", label=f"{attack} attack on {label}",

@@ -38,7 +38,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fairaudit._choices import ATTACKS, INTENTS, NOISES, PGD_STEPS, SHILLING_KINDS, SIDES
+    from fairaudit._choices import ATTACKS, INTENTS, NOISES, PGD_STEPS, ROBUSTNESS_ROUNDS, SHILLING_KINDS, SIDES
     from fairaudit.cli._options import positive_int, seed
     from fairaudit.cli._sweep import strengths
 
@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--item-attribute", default="popularity_tier", help="item attribute of the exposure shares (default popularity_tier)"
     )
-    parser.add_argument("--bootstrap", type=positive_int, default=200, help="bootstrap rounds (default 200)")
+    parser.add_argument("--bootstrap", type=positive_int, default=ROBUSTNESS_ROUNDS,
+                        help=f"bootstrap rounds (default {ROBUSTNESS_ROUNDS})")
     parser.add_argument("--seed", type=seed, default=0, help="attack and resampling seed (default 0)")
 
 

@@ -13,7 +13,7 @@ from fairaudit.robustness._detect import (
     detection_quality,
     shilling_scores,
 )
-from fairaudit._choices import NOISES
+from fairaudit._choices import NOISES, ROBUSTNESS_ROUNDS
 from fairaudit.robustness._run import (
     ATTACKS,
     AUDIT_FOLDER,
@@ -52,6 +52,7 @@ __all__ = [
     "INTENTS",
     "NEIGHBOURS",
     "NOISES",
+    "ROBUSTNESS_ROUNDS",
     "ROBUSTNESS_COLUMNS",
     "SHILLING_KINDS",
     "SUMMARY_COLUMNS",

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairaudit._choices import ATTACKS, AttackKind, Noise
+from fairaudit._choices import ATTACKS, ROBUSTNESS_ROUNDS, AttackKind, Noise
 from fairaudit.audit import ALL, AuditConfig, AuditResult, attribute_groups, run_audit, train_derived_users
 from fairaudit.compare import add_comparison, compare_models
 from fairaudit.data import Dataset, Split, check_folder_target, read_csv, replacing_folder, write_csv
@@ -145,7 +145,7 @@ def run_robustness(
     k: int = 10,
     attributes: Sequence[str] | None = None,
     item_attribute: str = "popularity_tier",
-    rounds: int = 200,
+    rounds: int = ROBUSTNESS_ROUNDS,
     seed: int = 0,
     out: str | Path | None = None,
     overwrite: bool = False,
