@@ -48,7 +48,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -306,9 +306,11 @@ def main() -> None:
     os.environ["FAIRAUDIT_CACHE"] = str(workspace.parent / "cache")  # fresh: the LLM job encodes item texts
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()}")
     started = time.perf_counter()
-    with dashboard(workspace) as url, browser() as chromium:
+    with ExitStack() as stack:
+        url = stack.enter_context(dashboard(workspace))
         report("server started and its first screen run once (make dashboard's warm-up) (s)",
                [time.perf_counter() - started])
+        chromium = stack.enter_context(browser())
         # The first screen: the Audit page of the bundled sample and its ready models (nothing trained).
         first_findings = [time_first_finding(chromium, url) for _ in range(1 + args.repeats)]
         report("first finding, fresh server (warmed as by make dashboard), first browser session (s)", first_findings[:1])

@@ -317,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=int, default=0, metavar="REPS",
                         help="also the gap tests' false-positive rate on REPS null replicates of sample data")
     parser.add_argument("--spark-memory", default="6g",
-                        help="spark.driver.memory, in local mode also the executor's (at 3g, 100M rows ran out of cache "
-                             "memory and did 1.7x the work per row: docs/benchmarks.md)")
+                        help="spark.driver.memory, in local mode also the executor's (at 3g the 100M-row audit did 1.8x "
+                             "the work per row: docs/benchmarks.md)")
     parser.add_argument("--partition-rows", type=int, default=250_000, help="list rows per shuffle partition")
     parser.add_argument("--one", choices=("generate", "spark", "pandas"), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
