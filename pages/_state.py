@@ -408,9 +408,10 @@ def follow_job(job: Job, what: str, *, stop: bool = True) -> None:
         st.progress(fraction, text=f"{what}: {job.describe()}")
         st.caption(f"Running in a worker process for {job.elapsed_s:.0f} s; the other pages stay usable meanwhile, and "
                    "a reload of this page finds the job again.")
-        if st.button(f"Cancel the {what.lower()}", key=f"cancel_{job.id}"):
-            job.cancel()
-            st.rerun()
+        # A callback, not ``if st.button``: it runs in whatever rerun picks the click up, also a full-page rerun
+        # in which the job has ended and this button is no longer drawn; the fragment's next run (at once after
+        # a callback) sees the job ended and reruns the page.
+        st.button(f"Cancel the {what.lower()}", key=f"cancel_{job.id}", on_click=job.cancel)
 
     st.fragment(run_every=POLL_S)(progress)()
     if stop:

@@ -332,9 +332,8 @@ def test_training_can_be_cancelled_and_saves_nothing(workspace):
     assert progress.startswith("Training mf: epoch ") and progress.endswith("/100000")
     shown = {m.label: m.value for m in at.metric}
     assert shown["Loss"] != "—" and shown["Time left"].startswith("~")
-    at.button(key="cancel_training").click().run()
-    assert job.wait(WAIT_CEILING_S) == "cancelled"
-    at.run()
+    at.button(key="cancel_training").click().run()  # its callback ends the worker; the same run says so
+    assert job.status == "cancelled"
     assert any("Training stopped" in w for w in texts(at.warning))
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
     assert "job" not in at.session_state

@@ -216,10 +216,12 @@ def test_an_audit_runs_as_a_job_from_the_audit_page_and_cancel_stops_it(app):
     idle(page)
     choose(page, "Model", label, scope=page.locator('[data-testid="stSidebar"]'))
     idle(page)
-    # The bundled audit, or (when sample_data/audits is stale for the auditing code) a job to wait for.
-    _wait_for(lambda: not [j for j in list_jobs(workspace) if j.status == "running"], "earlier jobs")
-    page.locator('[data-testid="stMain"] h4').first.wait_for()  # the headline finding of this model
+    # The sample bundles no audit of this model alone, so a 200-round audit job runs first. Wait for this
+    # model's audit on the page: idle() right after the choice can return before the server's run began, and a
+    # headline or progress bar of the earlier audit would then be taken for the new one's.
+    page.locator('[data-testid="stCaptionContainer"]', has_text=f"Model {label} ·").wait_for()
     idle(page)
+    _wait_for(lambda: not [j for j in list_jobs(workspace) if j.status == "running"], "earlier jobs")
     earlier = {job.id for job in list_jobs(workspace)}
 
     def audit_jobs(rounds: int):
