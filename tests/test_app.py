@@ -102,14 +102,21 @@ import json, sys
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
 at.run()
-print(json.dumps({"exceptions": [str(e.value) for e in at.exception], "subheaders": [s.value for s in at.subheader],
-                  "imported": sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)}))
+shown = {"exceptions": [str(e.value) for e in at.exception], "subheaders": [s.value for s in at.subheader]}
+others = at.selectbox(key="_w_model").options[1:]
+for label in others:  # each other bundled model, picked in the sidebar: its own audit is bundled too
+    at.selectbox(key="_w_model").select(label).run()
+    shown["exceptions"] += [str(e.value) for e in at.exception]
+    shown[label] = [s.value for s in at.subheader]
+shown.update(others=others, imported=sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules))
+print(json.dumps(shown))
 """
 
 
 def test_first_screen_reads_the_bundled_audit_without_model_libraries(workspace):
     """``make dashboard`` on a fresh machine: the Audit page of the sample shows its findings from
-    ``sample_data/audits`` (nothing computed) and the server imports no torch, PDF or model library for it."""
+    ``sample_data/audits`` (nothing computed), also for each other bundled model picked in the sidebar, and
+    the server imports no torch, PDF or model library for it."""
     done = subprocess.run(
         [sys.executable, "-c", _FIRST_SCREEN, str(ROOT / "app.py"), str(WAIT_CEILING_S), json.dumps(FIRST_SCREEN_UNUSED)],
         capture_output=True, text=True, timeout=WAIT_CEILING_S + 60, env={**os.environ, "FAIRAUDIT_WORKSPACE": str(workspace)},
@@ -117,6 +124,7 @@ def test_first_screen_reads_the_bundled_audit_without_model_libraries(workspace)
     assert done.returncode == 0, done.stderr[-3000:]
     shown = json.loads(done.stdout.splitlines()[-1])
     assert not shown["exceptions"] and "Findings" in shown["subheaders"], shown
+    assert shown["others"] and all("Findings" in shown[label] for label in shown["others"]), shown
     computed = sorted(p.name for p in (workspace / "audit_cache").glob("*"))
     assert not computed, ("sample_data/audits does not match the auditing code, so the first screen computed its "
                           "audit: refresh the bundle with the commands in sample_data/README.md")  # fmt: skip

@@ -216,9 +216,9 @@ def test_an_audit_runs_as_a_job_from_the_audit_page_and_cancel_stops_it(app):
     idle(page)
     choose(page, "Model", label, scope=page.locator('[data-testid="stSidebar"]'))
     idle(page)
-    # The sample bundles no audit of this model alone, so a 200-round audit job runs first. Wait for this
-    # model's audit on the page: idle() right after the choice can return before the server's run began, and a
-    # headline or progress bar of the earlier audit would then be taken for the new one's.
+    # Wait for this model's audit on the page (bundled, or a job when the bundle is stale for the auditing code):
+    # idle() right after the choice can return before the server's run began, and a headline or a progress bar
+    # of the earlier page would then be taken for the new audit's.
     page.locator('[data-testid="stCaptionContainer"]', has_text=f"Model {label} ·").wait_for()
     idle(page)
     _wait_for(lambda: not [j for j in list_jobs(workspace) if j.status == "running"], "earlier jobs")
