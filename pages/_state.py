@@ -442,17 +442,19 @@ def strengths_from_text(text: str, default: str) -> list[float] | None:
         return None
 
 
-def job_result(kind: JobKind, spec: Mapping[str, Any], *, what: str, label: str, start: bool) -> Path | None:
-    """The result folder of the analysis job ``kind`` for ``spec`` on the sidebar's data, or ``None``.
+def job_result(kind: JobKind, spec: Mapping[str, Any], *, what: str, label: str, start: bool,
+               out: Path | None = None) -> Path | None:  # fmt: skip
+    """The result folder of the job ``kind`` (an analysis or a sweep) for ``spec`` on the sidebar's data, or ``None``.
 
     ``start`` (a button was pressed) starts the job in the worker process; while it runs, its progress and
     Cancel are drawn and ``None`` comes back (the page goes on below). ``None`` also when it has not run yet,
-    or ended without success (after saying why). Results are shared by sessions like sweeps: one folder per
-    kind, data, and ``spec``, whose ``model`` (a saved folder) is named by its weights checksum too; the
-    runner writes the folder atomically, so one that exists is complete.
+    or ended without success (after saying why). Results are shared by sessions: one folder per kind, data,
+    and ``spec``, whose ``model`` (a saved folder) is named by its weights checksum too (``out``, when given,
+    is that folder, e.g. a sweep's); the runner writes the folder atomically, so one that exists is complete.
     """
-    identity = {**spec, "weights": weights_checksum(spec["model"])} if "model" in spec else dict(spec)
-    out = workspace().result_dir(kind, current_fingerprint(), identity)
+    if out is None:
+        identity = {**spec, "weights": weights_checksum(spec["model"])} if "model" in spec else dict(spec)
+        out = workspace().result_dir(kind, current_fingerprint(), identity)
     root = workspace().root
     job = find_job(root, out.name)
     if start:

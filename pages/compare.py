@@ -14,7 +14,6 @@ from fairaudit.data import Dataset, read_csv
 from fairaudit.metrics import ACCURACY_METRICS, pareto_front
 from fairaudit._choices import DEFAULT_EPSILONS
 from fairaudit.sweep import DEFAULT_STRENGTHS, MITIGATIONS, SWEEP_FILE, TRAINING_MITIGATIONS
-from fairaudit.workspace import find_job, physical_cores, start_job
 from pages import _state as S
 
 S.start_page()
@@ -171,20 +170,14 @@ def sweep_section(dataset: Dataset) -> None:
     # One folder (and job key) per data, base model and request, shared by every session like saved models.
     out = S.workspace().sweep_dir(mitigation, S.current_fingerprint(),
                                   {"model": path, "weights": S.weights_checksum(path), **request})
-    root = S.workspace().root
-    job = find_job(root, out.name)
-    if st.button("Run sweep", type="primary", key="run_sweep"):
-        job = start_job(root, "sweep", {"data": S.current_source().to_dict(), "model": path, "request": request},
-                        out_dir=out, session=ss["session_id"], label=f"{mitigation} sweep of {label}", key=out.name,
-                        threads=int(ss.get("train_threads", physical_cores())))  # fmt: skip
-    if job is not None and job.status == "running":
-        S.follow_job(job, "Sweep", stop=False)
+    start = st.button("Run sweep", type="primary", key="run_sweep")
+    st.caption(f"{len(strengths)} strengths on **{S.md(label)}**: each is fitted and audited "
+               f"({request['rounds']} bootstrap rounds) in a worker process.")
+    folder = S.job_result("sweep", {"model": path, "request": request}, what="Sweep",
+                          label=f"{mitigation} sweep of {label}", start=start, out=out)
+    if folder is None or not (folder / SWEEP_FILE).is_file():  # no table: a folder an older version left half-written
         return
-    if S.unfinished(job, "Sweep") or job is None or not (out / SWEEP_FILE).is_file():
-        st.caption(f"{len(strengths)} strengths on **{S.md(label)}**: each is fitted and audited "
-                   f"({request['rounds']} bootstrap rounds) in a worker process.")
-        return
-    frame = read_csv(out / SWEEP_FILE)
+    frame = read_csv(folder / SWEEP_FILE)
     S.chart(plots.pareto_chart(frame, k=request["k"]), frame, f"sweep_{mitigation}", key="sweep")
     st.dataframe(frame, hide_index=True)
 

@@ -59,7 +59,7 @@ from fairaudit.workspace import (
     zip_folder,
 )
 from fairaudit.service import DataSource
-from tests.conftest import WAIT_CEILING_S, zip_bytes
+from tests.conftest import ROOT, WAIT_CEILING_S, zip_bytes
 
 
 def test_root_comes_from_the_environment(tmp_path):
@@ -521,6 +521,39 @@ def test_an_inline_report_job_builds_the_pdf_of_an_audit_folder(tmp_path, tiny_s
     assert job.status == "done", job.error
     assert job.state()["phase"] == "building the PDF" and (out / "audit.pdf").read_bytes().startswith(b"%PDF")
     assert AuditResult.read(out).meta["audit_id"] == AuditResult.read(root / "audit_cache" / "k1").meta["audit_id"]
+
+
+def test_a_sweep_job_writes_its_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Like every result folder, a sweep's appears complete (its table and point models) or not at all: the
+    Compare page takes a folder that exists for a finished sweep, also after a sweep that failed midway."""
+    import fairaudit.sweep
+    from fairaudit.workspace import start_job
+
+    monkeypatch.setenv("FAIRAUDIT_INLINE_JOBS", "sweep")
+    root = tmp_path / "ws"
+    request = {"mitigation": "rerank_exposure", "strengths": [0.0, 1.0], "k": 5, "attribute": "gender",
+               "metric": "ndcg", "item_attribute": "popularity_tier", "rounds": 20}  # fmt: skip
+    spec = {"data": DataSource("sample").to_dict(), "model": str(ROOT / "sample_data" / "models" / "popularity-standard"),
+            "request": request}  # fmt: skip
+    job = start_job(root, "sweep", spec, out_dir=root / "sweeps" / "s1", threads=1)
+    assert job.status == "done", job.error
+    assert sorted(p.name for p in (root / "sweeps").iterdir()) == ["s1"]  # no temporary folder left beside it
+    table = pd.read_csv(root / "sweeps" / "s1" / fairaudit.sweep.SWEEP_FILE)
+    assert len(table) == 2 and all((root / "sweeps" / "s1" / d / "config.json").is_file() for d in table["model_dir"])
+
+    audits = []
+    real_audit = fairaudit.sweep.run_audit
+
+    def second_audit_fails(*args, **kwargs):  # the first point is fitted, audited and saved; the second fails
+        audits.append(1)
+        if len(audits) == 2:
+            raise ValueError("the second point failed")
+        return real_audit(*args, **kwargs)
+
+    monkeypatch.setattr(fairaudit.sweep, "run_audit", second_audit_fails)
+    failed = start_job(root, "sweep", spec, out_dir=root / "sweeps" / "s2", threads=1)
+    assert failed.status == "failed" and "the second point failed" in failed.error and len(audits) == 2
+    assert sorted(p.name for p in (root / "sweeps").iterdir()) == ["s1"]
 
 
 # Slow (~10-20 s): worker processes, each importing torch.

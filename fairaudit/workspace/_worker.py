@@ -184,17 +184,20 @@ def run_audit(spec: dict, report: _Reporter) -> None:
 
 def run_sweep(spec: dict, report: _Reporter) -> None:
     """Load the data and the base model, and run :func:`fairaudit.sweep.run_sweep` with ``spec["request"]``
-    on the split the model was trained on; the table and point models go to ``out_dir``."""
+    on the split the model was trained on; the table and point models go to ``out_dir``, atomically (like
+    every analysis job's folder: one that exists is complete)."""
     report.phase("loading")
     from fairaudit.audit import split_for_model
-    from fairaudit.sweep import run_sweep as sweep
+    from fairaudit.data import replacing_folder
+    from fairaudit.sweep import is_sweep_folder, run_sweep as sweep
 
     dataset = spec_dataset(spec)
     base = spec_model(spec, dataset)
     request = spec["request"]
     report.phase("sweeping", total=2 * len(request["strengths"]))  # fit, then audit, per strength
-    sweep(dataset, split_for_model(dataset, base), model=base, out=spec["out_dir"], overwrite=True,
-          progress=report.step, **request)  # fmt: skip
+    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=is_sweep_folder, kind="sweep folder") as tmp:
+        sweep(dataset, split_for_model(dataset, base), model=base, out=tmp, overwrite=True, progress=report.step,
+              **request)  # fmt: skip
 
 
 def run_report(spec: dict, report: _Reporter) -> None:
