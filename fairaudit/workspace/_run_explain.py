@@ -7,27 +7,15 @@ back with :func:`fairaudit.explain.read_probe_table`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from fairaudit.audit import TABLES
 from fairaudit.data import replacing_folder
-from fairaudit.explain import PROBE_TABLES, ProbeProtocol, read_probe_table, write_probe_table
-from fairaudit.workspace._worker import _Reporter, spec_dataset, spec_model
-
-
-def _is_probe_folder(protocol: ProbeProtocol):
-    def is_ours(folder: Path) -> bool:
-        try:
-            read_probe_table(folder, protocol)
-        except (OSError, ValueError):
-            return False
-        return True
-
-    return is_ours
+from fairaudit.explain import PROBE_TABLES, ProbeProtocol, write_probe_table
+from fairaudit.workspace._worker import _Reporter, holds_file, spec_dataset, spec_model
 
 
 def _save(table, spec: dict, report: _Reporter, protocol: ProbeProtocol) -> None:
     report.phase("saving")
-    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=_is_probe_folder(protocol),
+    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=holds_file(TABLES[PROBE_TABLES[protocol]].file),
                           kind=f"{PROBE_TABLES[protocol]} result folder") as tmp:  # fmt: skip
         write_probe_table(table, tmp, protocol)
 

@@ -9,14 +9,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fairaudit.data import replacing_folder
-from fairaudit.workspace._worker import _Reporter, audit_steps, spec_dataset, spec_model
-
-
-def _holds(file: str):
-    return lambda folder: (Path(folder) / file).is_file()
+from fairaudit.workspace._worker import _Reporter, audit_steps, holds_file, spec_dataset, spec_model
 
 
 def run_membership(spec: dict, report: _Reporter) -> None:
@@ -41,7 +35,7 @@ def run_membership(spec: dict, report: _Reporter) -> None:
     report.phase("saving")
     records = {spec["name"]: membership_record(model, spec["model"], split.describe())}
     settings = {key: spec[key] for key in ("attack", "rounds", "attributes")}
-    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=_holds(MIA_RECORDS),
+    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=holds_file(MIA_RECORDS),
                           kind="membership-inference result folder") as tmp:  # fmt: skip
         write_membership(tmp, table, records, settings)
 
@@ -61,7 +55,7 @@ def run_privacy_cost(spec: dict, report: _Reporter) -> None:
     models = {spec["name"]: spec_model(spec, dataset), spec["twin_name"]: load_model(spec["twin"], dataset)}
     report.phase("auditing", total=audit_steps(len(models)))
     audit = audit_models(dataset, models, AuditConfig.from_dict(spec["config"]), progress=report.step)
-    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=_holds(PRIVACY_COST_FILE),
+    with replacing_folder(spec["out_dir"], overwrite=True, is_ours=holds_file(PRIVACY_COST_FILE),
                           kind="privacy cost result folder") as tmp:  # fmt: skip
         folder = audit.write(tmp / "audit", overwrite=True)
         report.phase("paired bootstrap by group")

@@ -113,6 +113,12 @@ class _Reporter:
         self.write(force=event.epoch >= event.n_epochs)
 
 
+def holds_file(name: str) -> Callable[[Path], bool]:
+    """``is_ours`` for :func:`fairaudit.data.replacing_folder`: a result folder holding ``name`` is a job's own
+    earlier result, which a rerun replaces (a check of presence, not of content: a damaged table is replaced too)."""
+    return lambda folder: (Path(folder) / name).is_file()
+
+
 def spec_dataset(spec: Mapping[str, Any]):
     """The job's data (``spec["data"]``, a :class:`~fairaudit.service.DataSource` as a dict), loaded and checked."""
     from fairaudit.service import DataSource
