@@ -244,9 +244,10 @@ def _read_json(directory: Path, file: str) -> dict:
     return document
 
 
-def read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
+def read_table(directory: Path, schema: TableSchema, *, derive: bool = True) -> pd.DataFrame:
     """One table of an audit-style folder, parsed and checked against ``schema`` (text columns stay text,
-    numbers exactly as written, flags as booleans); raises :class:`AuditFolderError` naming file and column."""
+    numbers exactly as written, flags as booleans); raises :class:`AuditFolderError` naming file and column.
+    ``derive``: add the schema's derived columns that the file lacks (``False``: the columns as written)."""
     path = directory / schema.file
     try:
         if schema.file.endswith(".parquet"):
@@ -271,7 +272,7 @@ def read_table(directory: Path, schema: TableSchema) -> pd.DataFrame:
             if not pd.api.types.is_bool_dtype(table[column]):
                 bad = table[column][~table[column].astype(str).isin(["True", "False"])]
                 raise AuditFolderError(_NOT_FLAG.format(directory, schema.file, column, bad.iloc[0]))
-    for aligned, source in schema.derived.items():
+    for aligned, source in schema.derived.items() if derive else ():
         if aligned not in table.columns:
             table[aligned] = table[source]
     return table

@@ -15,8 +15,8 @@ from typing import Literal, Mapping, Sequence
 import pandas as pd
 
 from fairaudit._choices import DEFAULT_PROBE_USERS
-from fairaudit.audit import FILES, OPTIONAL_FILES, TABLES, AuditResult, audit_split
-from fairaudit.data import Dataset, read_csv, write_csv
+from fairaudit.audit import FILES, OPTIONAL_FILES, TABLES, AuditResult, audit_split, read_table
+from fairaudit.data import Dataset, write_csv
 from fairaudit.explain._features import DEFAULT_ATTRIBUTES, user_features
 from fairaudit.explain._probe import NOT_PROBEABLE, probe_attribute
 from fairaudit.explain._surrogate import SURROGATE_PARAMS, explain_gaps
@@ -150,7 +150,8 @@ def write_probe_table(table: pd.DataFrame, folder: str | Path, protocol: ProbePr
 
 def read_probe_table(folder: str | Path, protocol: ProbeProtocol = "counterfactual") -> pd.DataFrame:
     """The probe table of ``folder`` (written by :func:`write_probe_table` or ``probe --out``), with the audit
-    schema's text columns as strings and the numbers exactly as written.
+    schema's text columns as strings and the numbers exactly as written; a table without the schema's columns
+    or with text where numbers belong raises :class:`~fairaudit.audit.AuditFolderError` naming the column.
 
     >>> import tempfile
     >>> table = pd.DataFrame({"attribute": "age", "original_value": ["01"], "counterfactual_value": "NA",
@@ -163,8 +164,7 @@ def read_probe_table(folder: str | Path, protocol: ProbeProtocol = "counterfactu
     path = Path(folder) / schema.file
     if not path.is_file():
         raise FileNotFoundError(_NO_PROBE_TABLE.format(folder, schema.file, protocol))
-    return read_csv(path, dtype={c: str for c in schema.text}, keep_default_na=False,
-                    na_values={c: [""] for c in schema.numeric}, float_precision="round_trip")  # fmt: skip
+    return read_table(Path(folder), schema, derive=False)
 
 
 def _model_first(frames: list[pd.DataFrame]) -> pd.DataFrame:
