@@ -26,6 +26,7 @@ system-deps:
 	fi
 
 dashboard: venv system-deps
+	$(PY) tools/warm_dashboard.py http://127.0.0.1:$(PORT) &
 	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
 test: venv system-deps
