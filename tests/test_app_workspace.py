@@ -601,7 +601,7 @@ def test_an_audit_job_runs_in_a_worker_and_cancel_ends_it(tmp_path, tiny_source,
 
 @pytest.mark.slow
 def test_the_worker_is_niced_in_the_servers_session(tmp_path, tiny_source, monkeypatch):
-    """Nice 19, in its own process group but the server's session: with autogroups, nice only ranks the
+    """Nice 19 and SCHED_IDLE, in its own process group but the server's session: with autogroups, nice only ranks the
     processes of one session, so a worker in a session of its own would compete with the server as an equal."""
     monkeypatch.delenv("FAIRAUDIT_INLINE_JOBS", raising=False)
     root = tmp_path / "ws"
@@ -612,5 +612,6 @@ def test_the_worker_is_niced_in_the_servers_session(tmp_path, tiny_source, monke
     try:
         assert os.getsid(pid) == os.getsid(0) and os.getpgid(pid) == pid != os.getpgid(0)
         assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]) == 19  # the nice field
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # runs on CPU time the server does not want
     finally:
         job.cancel()
