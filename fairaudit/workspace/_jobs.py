@@ -9,10 +9,10 @@ it calls the same functions as the CLI (``fairaudit.service.audit_models``, ``fa
 ``fairaudit.report.build_report``, a recommender's ``fit``) as a library in that process (never a
 remote service), with its torch threads bounded and its priority lowered (nice 19 and, on Linux, the
 ``SCHED_IDLE`` policy), so a 2-core machine keeps serving pages while it works. The worker gets its own
-process group (a Ctrl-C meant for the server does not reach it) but stays in the server's session: with Linux's autogroups (on by default)
-each session is scheduled as one group and nice only ranks processes within a group, so a worker in a
-session of its own (``setsid``) would take an equal share of the CPU against the server whatever its
-nice value.
+process group (a Ctrl-C meant for the server does not reach it) but stays in the server's session: with
+Linux's autogroups (on by default) each session is scheduled as one group and nice only ranks processes
+within a group, so a worker in a session of its own (``setsid``) would take an equal share of the CPU
+against the server whatever its nice value.
 Cancelling terminates the worker in any phase. The folder outlives the page that started it, so a
 reload lists the same jobs, and a job's ``key`` (e.g. the audit's cache key) lets any session find
 a job already running for the same work instead of starting a second one.
