@@ -215,7 +215,6 @@ def test_an_audit_runs_as_a_job_from_the_audit_page_and_cancel_stops_it(app):
     page.get_by_role("heading", name=FINDINGS, exact=True).wait_for()
     idle(page)
     choose(page, "Model", label, scope=page.locator('[data-testid="stSidebar"]'))
-    idle(page)
     # Wait for this model's audit on the page (bundled, or a job when the bundle is stale for the auditing code):
     # idle() right after the choice can return before the server's run began, and a headline or a progress bar
     # of the earlier page would then be taken for the new audit's.

@@ -53,8 +53,8 @@ def test_probe_job_writes_the_probe_table(tiny):
     pd.testing.assert_frame_equal(read_probe_table(out), expected)
     # popularity ignores attributes: every list is unchanged (the control is not flagged)
     assert (expected.loc[expected["metric"] == "jaccard", "estimate"] == 1.0).all()
-    # A damaged table is the job's own earlier result all the same: a rerun replaces it (it used to be refused as
-    # a foreign folder, so the probe could never run again).
+    # A table that no longer reads is still the job's own earlier result: a rerun replaces it (recognising the
+    # folder by reading the table would call it foreign now that the reader checks the schema).
     (out / "probes.csv").write_text("damaged")
     again, _ = _run(root, "probe", spec, "probe")
     assert again.status == "done", again.error
